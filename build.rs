@@ -1,0 +1,104 @@
+//! Compiles `proto/` with protox (a pure-Rust protobuf compiler, so no `protoc` is
+//! needed), writes the encoded descriptor set (custom options included) for the
+//! dynamic gateway path and server reflection, and generates the Rust client stubs.
+
+use std::{env, fs, path::PathBuf};
+
+const PROTO_FILES: &[&str] = &[
+    "gamegate/v1/options.proto",
+    "gamegate/v1/common.proto",
+    "gamegate/v1/storage.proto",
+    "gamegate/v1/dawanka.proto",
+    "google/rpc/status.proto",
+    "google/rpc/error_details.proto",
+    "google/rpc/code.proto",
+];
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed=proto");
+    let out_dir = PathBuf::from(env::var("OUT_DIR")?);
+
+    let mut compiler = protox::Compiler::new(["proto", "proto/vendor"])?;
+    compiler.include_imports(true).include_source_info(true);
+    compiler.open_files(PROTO_FILES)?;
+
+    // Only this encoding keeps the custom options (route, upstream field rules)
+    // that the gateway reads at run time.
+    let encoded = compiler.encode_file_descriptor_set();
+    fs::write(out_dir.join("gamegate_descriptor.bin"), &encoded)?;
+
+    let redacted = redacted_messages(&encoded)?;
+    fs::write(out_dir.join("redacted_debug.rs"), redacted_debug_impls(&redacted))?;
+
+    let file_descriptor_set = compiler.file_descriptor_set();
+    tonic_prost_build::configure()
+        .skip_debug(redacted.iter().map(|m| format!(".{}", m.full_name)))
+        .build_server(false)
+        .build_client(true)
+        // google.rpc types come from tonic-types; do not generate them again.
+        .extern_path(".google.rpc", "::tonic_types")
+        .compile_fds(file_descriptor_set)?;
+    Ok(())
+}
+
+/// A message that holds at least one `debug_redact` field.
+struct RedactedMessage {
+    full_name: String,
+    rust_path: String,
+    fields: Vec<(String, bool)>,
+}
+
+/// Finds the `gamegate.v1` messages with `[debug_redact = true]` fields: their
+/// derived Debug would print session keys and openkeys.
+fn redacted_messages(encoded: &[u8]) -> Result<Vec<RedactedMessage>, Box<dyn std::error::Error>> {
+    let pool = prost_reflect::DescriptorPool::decode(encoded)?;
+    let mut found = Vec::new();
+    for message in pool.all_messages() {
+        if message.package_name() != "gamegate.v1" || message.parent_message().is_some() {
+            continue;
+        }
+        let fields: Vec<(String, bool)> = message
+            .fields()
+            .map(|field| {
+                let redact = field
+                    .options()
+                    .get_field_by_name("debug_redact")
+                    .is_some_and(|value| value.as_bool() == Some(true));
+                (field.name().to_string(), redact)
+            })
+            .collect();
+        if fields.iter().any(|(_, redact)| *redact) {
+            found.push(RedactedMessage {
+                full_name: message.full_name().to_string(),
+                rust_path: message.name().to_string(),
+                fields,
+            });
+        }
+    }
+    Ok(found)
+}
+
+fn redacted_debug_impls(messages: &[RedactedMessage]) -> String {
+    let mut out = String::new();
+    for message in messages {
+        out.push_str(&format!(
+            "impl ::core::fmt::Debug for {} {{\n    fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {{\n        f.debug_struct(\"{}\")\n",
+            message.rust_path, message.rust_path
+        ));
+        for (name, redact) in &message.fields {
+            let ident = rust_ident(name);
+            if *redact {
+                out.push_str(&format!("            .field(\"{name}\", &\"<redacted>\")\n"));
+            } else {
+                out.push_str(&format!("            .field(\"{name}\", &self.{ident})\n"));
+            }
+        }
+        out.push_str("            .finish()\n    }\n}\n");
+    }
+    out
+}
+
+fn rust_ident(name: &str) -> String {
+    const KEYWORDS: &[&str] = &["type", "use", "ref", "match", "move", "self", "fn", "mod", "in", "loop"];
+    if KEYWORDS.contains(&name) { format!("r#{name}") } else { name.to_string() }
+}

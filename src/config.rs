@@ -1,0 +1,205 @@
+//! Typed configuration: listen address, upstream platforms (base URL, answer
+//! budget) and their apps' secrets, read once from a TOML file and the
+//! environment (`GAMEGATE_` prefix, `__` between levels), validated before any
+//! port is bound. Secrets are `SecretString`s: their Debug output is redacted.
+
+use std::{collections::BTreeMap, net::SocketAddr, path::Path, time::Duration};
+
+use figment::{
+    Figment,
+    providers::{Env, Format, Toml},
+};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("configuration cannot be read: {0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error("configuration is invalid: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The gRPC listen address.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// How long in-flight calls may take to finish after SIGTERM/SIGINT.
+    #[serde(default = "default_shutdown_grace_ms")]
+    pub shutdown_grace_ms: u64,
+    /// Calls served at once on one client connection; beyond that gamegate sheds
+    /// load with UNAVAILABLE rather than queueing without bound.
+    #[serde(default = "default_max_concurrent_calls_per_connection")]
+    pub max_concurrent_calls_per_connection: usize,
+    /// QQ mini-game server API.
+    #[serde(default)]
+    pub qq_minigame: Option<MiniGamePlatform>,
+    /// QQ Game OpenAPI v3.
+    #[serde(default)]
+    pub qq_openapi: Option<OpenApiPlatform>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MiniGamePlatform {
+    /// `https://api.q.qq.com` in production.
+    pub base_url: String,
+    /// The longest a call may take, caller's deadline permitting.
+    #[serde(default = "default_minigame_budget_ms")]
+    pub budget_ms: u64,
+    /// appid -> app.
+    #[serde(default)]
+    pub apps: BTreeMap<String, MiniGameApp>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MiniGameApp {
+    /// The app secret (`getToken`'s `secret`).
+    pub secret: SecretString,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenApiPlatform {
+    /// `https://openapi.minigame.qq.com` in production.
+    pub base_url: String,
+    /// The platform answers within 3 s.
+    #[serde(default = "default_openapi_budget_ms")]
+    pub budget_ms: u64,
+    /// appid -> app.
+    #[serde(default)]
+    pub apps: BTreeMap<String, OpenApiApp>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenApiApp {
+    /// The appkey that signs requests.
+    pub appkey: SecretString,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 50051))
+}
+fn default_shutdown_grace_ms() -> u64 {
+    10_000
+}
+fn default_max_concurrent_calls_per_connection() -> usize {
+    4096
+}
+fn default_minigame_budget_ms() -> u64 {
+    5_000
+}
+fn default_openapi_budget_ms() -> u64 {
+    3_000
+}
+
+impl Config {
+    /// Reads `path` (if given) and then the environment, which wins.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut figment = Figment::new();
+        if let Some(path) = path {
+            if !path.exists() {
+                return Err(ConfigError::Invalid(format!(
+                    "config file {} does not exist",
+                    path.display()
+                )));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        let config: Config = figment
+            .merge(Env::prefixed("GAMEGATE_").split("__"))
+            .extract()
+            .map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The configuration `gamegate` runs with when given none: every platform
+    /// wired to the in-process sandbox at `sandbox_url`, with its demo apps.
+    pub fn demo(listen: SocketAddr, sandbox_url: &str) -> Config {
+        use gamegate_sandbox::demo;
+        Config {
+            listen,
+            shutdown_grace_ms: default_shutdown_grace_ms(),
+            max_concurrent_calls_per_connection: default_max_concurrent_calls_per_connection(),
+            qq_minigame: Some(MiniGamePlatform {
+                base_url: sandbox_url.to_string(),
+                budget_ms: default_minigame_budget_ms(),
+                apps: BTreeMap::from([(
+                    demo::MINIGAME_APPID.to_string(),
+                    MiniGameApp {
+                        secret: SecretString::from(demo::MINIGAME_SECRET),
+                    },
+                )]),
+            }),
+            qq_openapi: Some(OpenApiPlatform {
+                base_url: sandbox_url.to_string(),
+                budget_ms: default_openapi_budget_ms(),
+                apps: BTreeMap::from([(
+                    demo::OPENAPI_APPID.to_string(),
+                    OpenApiApp {
+                        appkey: SecretString::from(demo::OPENAPI_APPKEY),
+                    },
+                )]),
+            }),
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let check_url = |name: &str, url: &str| {
+            let parsed = reqwest::Url::parse(url)
+                .map_err(|e| ConfigError::Invalid(format!("{name}.base_url {url:?}: {e}")))?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                return Err(ConfigError::Invalid(format!(
+                    "{name}.base_url must be http or https"
+                )));
+            }
+            Ok(())
+        };
+        let check_budget = |name: &str, ms: u64| {
+            if ms == 0 || ms > 60_000 {
+                return Err(ConfigError::Invalid(format!(
+                    "{name}.budget_ms must be from 1 to 60000"
+                )));
+            }
+            Ok(())
+        };
+        if let Some(platform) = &self.qq_minigame {
+            check_url("qq_minigame", &platform.base_url)?;
+            check_budget("qq_minigame", platform.budget_ms)?;
+            for (appid, app) in &platform.apps {
+                if app.secret.expose_secret().is_empty() {
+                    return Err(ConfigError::Invalid(format!(
+                        "qq_minigame.apps.{appid}.secret is empty"
+                    )));
+                }
+            }
+        }
+        if let Some(platform) = &self.qq_openapi {
+            check_url("qq_openapi", &platform.base_url)?;
+            check_budget("qq_openapi", platform.budget_ms)?;
+            for (appid, app) in &platform.apps {
+                if app.appkey.expose_secret().is_empty() {
+                    return Err(ConfigError::Invalid(format!(
+                        "qq_openapi.apps.{appid}.appkey is empty"
+                    )));
+                }
+            }
+        }
+        if self.max_concurrent_calls_per_connection == 0 {
+            return Err(ConfigError::Invalid(
+                "max_concurrent_calls_per_connection must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown_grace_ms)
+    }
+}

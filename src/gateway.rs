@@ -1,0 +1,266 @@
+//! The one generic path every gateway RPC takes: decode the request as a dynamic
+//! message of the RPC's input type, validate and map it by its declared route,
+//! call the platform within `min(caller deadline, platform budget)`, decode the
+//! answer into the RPC's output type, or turn the error into a rich status.
+
+use std::{
+    convert::Infallible,
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use prost::Message;
+use prost_reflect::{DynamicMessage, MessageDescriptor};
+use tokio::time::Instant;
+use tonic::{
+    Status,
+    codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder},
+    metadata::MetadataMap,
+    server::{Grpc, UnaryService},
+};
+
+use crate::{
+    errors::GatewayError,
+    mapping,
+    platform::Platforms,
+    routes::{Route, RouteTable},
+};
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// The gateway service, mounted under the path of every routed gRPC service.
+#[derive(Clone)]
+pub struct Gateway {
+    inner: Arc<GatewayInner>,
+}
+
+struct GatewayInner {
+    routes: Arc<RouteTable>,
+    platforms: Platforms,
+}
+
+impl Gateway {
+    pub fn new(routes: Arc<RouteTable>, platforms: Platforms) -> Self {
+        Gateway {
+            inner: Arc::new(GatewayInner { routes, platforms }),
+        }
+    }
+}
+
+impl<B> tower::Service<http::Request<B>> for Gateway
+where
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            let Some(route) = inner.routes.get(request.uri().path()).cloned() else {
+                let status = Status::unimplemented(format!(
+                    "gamegate has no rpc {}",
+                    request.uri().path()
+                ));
+                return Ok(status.into_http());
+            };
+            let codec = DynamicCodec {
+                input: route.method_descriptor.input(),
+            };
+            let handler = RouteHandler { inner, route };
+            Ok(Grpc::new(codec).unary(handler, request).await)
+        })
+    }
+}
+
+struct RouteHandler {
+    inner: Arc<GatewayInner>,
+    route: Arc<Route>,
+}
+
+impl UnaryService<DynamicMessage> for RouteHandler {
+    type Response = DynamicMessage;
+    type Future = BoxFuture<Result<tonic::Response<DynamicMessage>, Status>>;
+
+    fn call(&mut self, request: tonic::Request<DynamicMessage>) -> Self::Future {
+        let inner = self.inner.clone();
+        let route = self.route.clone();
+        Box::pin(async move {
+            let started = Instant::now();
+            let caller_timeout = grpc_timeout(request.metadata());
+            let message = request.into_inner();
+            match inner.execute(&route, &message, started, caller_timeout).await {
+                Ok(answer) => {
+                    tracing::debug!(
+                        rpc = %route.grpc_path,
+                        elapsed_us = started.elapsed().as_micros() as u64,
+                        "rpc answered"
+                    );
+                    Ok(tonic::Response::new(answer))
+                }
+                Err(error) => {
+                    let reason = error.reason().info_reason();
+                    match &error {
+                        GatewayError::InvalidRequest { .. } => {
+                            tracing::debug!(rpc = %route.grpc_path, reason, %error, "rpc refused")
+                        }
+                        _ => tracing::warn!(
+                            rpc = %route.grpc_path,
+                            endpoint = %route.path,
+                            reason,
+                            %error,
+                            "rpc failed"
+                        ),
+                    }
+                    Err(error.to_status())
+                }
+            }
+        })
+    }
+}
+
+impl GatewayInner {
+    async fn execute(
+        &self,
+        route: &Route,
+        message: &DynamicMessage,
+        started: Instant,
+        caller_timeout: Option<Duration>,
+    ) -> Result<DynamicMessage, GatewayError> {
+        let request = mapping::build_request(route, message)?;
+        let budget = self.platforms.budget(route.platform)?;
+        // Answer a little before the caller's own deadline, so that the caller
+        // receives our DEADLINE_EXCEEDED with its details rather than a bare
+        // cancellation.
+        let effective = match caller_timeout {
+            Some(timeout) => budget.min(timeout.saturating_sub(deadline_margin(timeout))),
+            None => budget,
+        };
+        let deadline = started + effective;
+        let answer = tokio::time::timeout_at(
+            deadline,
+            self.platforms.call(route, &request, deadline),
+        )
+        .await
+        .map_err(|_| GatewayError::Timeout {
+            platform: route.platform,
+            endpoint: route.path.clone(),
+            budget: effective,
+        })??;
+        mapping::decode_response(&route.response, &answer).map_err(|detail| {
+            GatewayError::Malformed {
+                platform: route.platform,
+                endpoint: route.path.clone(),
+                detail,
+            }
+        })
+    }
+}
+
+/// A twentieth of the caller's timeout, at most 20 ms.
+fn deadline_margin(timeout: Duration) -> Duration {
+    (timeout / 20).min(Duration::from_millis(20))
+}
+
+/// The caller's `grpc-timeout` header: digits and a unit (H, M, S, m, u, n).
+pub fn grpc_timeout(metadata: &MetadataMap) -> Option<Duration> {
+    let text = metadata.get("grpc-timeout")?.to_str().ok()?;
+    if text.len() < 2 || text.len() > 9 {
+        return None;
+    }
+    let (digits, unit) = text.split_at(text.len() - 1);
+    let value: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(value.saturating_mul(3600)),
+        "M" => Duration::from_secs(value.saturating_mul(60)),
+        "S" => Duration::from_secs(value),
+        "m" => Duration::from_millis(value),
+        "u" => Duration::from_micros(value),
+        "n" => Duration::from_nanos(value),
+        _ => return None,
+    })
+}
+
+/// Encodes and decodes the dynamic messages of one RPC.
+struct DynamicCodec {
+    input: MessageDescriptor,
+}
+
+impl Codec for DynamicCodec {
+    type Encode = DynamicMessage;
+    type Decode = DynamicMessage;
+    type Encoder = DynamicEncoder;
+    type Decoder = DynamicDecoder;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        DynamicEncoder
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        DynamicDecoder {
+            descriptor: self.input.clone(),
+        }
+    }
+}
+
+struct DynamicEncoder;
+
+impl Encoder for DynamicEncoder {
+    type Item = DynamicMessage;
+    type Error = Status;
+
+    fn encode(&mut self, item: DynamicMessage, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        item.encode(dst)
+            .map_err(|error| Status::internal(format!("response encoding failed: {error}")))
+    }
+}
+
+struct DynamicDecoder {
+    descriptor: MessageDescriptor,
+}
+
+impl Decoder for DynamicDecoder {
+    type Item = DynamicMessage;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<DynamicMessage>, Status> {
+        DynamicMessage::decode(self.descriptor.clone(), src)
+            .map(Some)
+            .map_err(|error| Status::invalid_argument(format!("request is not valid protobuf: {error}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeout_units() {
+        let mut metadata = MetadataMap::new();
+        for (text, expected) in [
+            ("250m", Duration::from_millis(250)),
+            ("3S", Duration::from_secs(3)),
+            ("2M", Duration::from_secs(120)),
+            ("1H", Duration::from_secs(3600)),
+            ("900u", Duration::from_micros(900)),
+            ("5n", Duration::from_nanos(5)),
+        ] {
+            metadata.insert("grpc-timeout", text.parse().unwrap());
+            assert_eq!(grpc_timeout(&metadata), Some(expected), "{text}");
+        }
+        metadata.insert("grpc-timeout", "12x".parse().unwrap());
+        assert_eq!(grpc_timeout(&metadata), None);
+        metadata.insert("grpc-timeout", "1234567890S".parse().unwrap());
+        assert_eq!(grpc_timeout(&metadata), None, "more than 8 digits");
+    }
+}

@@ -1,0 +1,493 @@
+//! The generic halves of every call: a request message is validated against its
+//! declared limits and mapped to upstream query parameters and a JSON body; an
+//! upstream JSON answer is decoded, leniently, into the response message.
+
+use prost_reflect::{DynamicMessage, Kind, Value};
+use secrecy::SecretString;
+use serde_json::{Map, Number, Value as Json};
+
+use crate::{
+    errors::{GatewayError, Violation},
+    proto::{Charset, ErrorReason, FieldRole},
+    routes::{FieldPlan, Location, MessagePlan, Route, Rules},
+};
+
+/// A request ready for a platform client: the app it names, the credentials
+/// gamegate signs with, and the parameters to send.
+pub struct UpstreamRequest {
+    pub app_id: String,
+    /// The user's session key (QQ mini-game signature key), never sent.
+    pub session_key: Option<SecretString>,
+    /// Query parameters, in declaration order.
+    pub query: Vec<(String, String)>,
+    /// Members of the JSON body.
+    pub body: Map<String, Json>,
+}
+
+/// Validates `message` against the route's declared limits and maps it.
+pub fn build_request(
+    route: &Route,
+    message: &DynamicMessage,
+) -> Result<UpstreamRequest, GatewayError> {
+    let mut violations = Vec::new();
+    validate_message(&route.request, message, "", &mut violations);
+    if !violations.is_empty() {
+        return Err(GatewayError::InvalidRequest { violations });
+    }
+
+    let mut request = UpstreamRequest {
+        app_id: String::new(),
+        session_key: None,
+        query: Vec::new(),
+        body: Map::new(),
+    };
+    for plan in &route.request.fields {
+        match plan.role {
+            FieldRole::AppId => {
+                request.app_id = string_of(message, plan);
+            }
+            FieldRole::SessionKey => {
+                request.session_key = Some(SecretString::from(string_of(message, plan)));
+            }
+            FieldRole::Unspecified => {}
+        }
+        let location = route.location_of(plan);
+        if location == Location::None {
+            continue;
+        }
+        let Some(value) = field_to_json(plan, message) else {
+            continue;
+        };
+        match location {
+            Location::Query => request
+                .query
+                .push((plan.upstream_name.clone(), query_text(&value))),
+            Location::Body => {
+                request.body.insert(plan.upstream_name.clone(), value);
+            }
+            Location::None => {}
+        }
+    }
+    Ok(request)
+}
+
+fn string_of(message: &DynamicMessage, plan: &FieldPlan) -> String {
+    match message.get_field(&plan.field).as_ref() {
+        Value::String(s) => s.clone(),
+        _ => String::new(),
+    }
+}
+
+fn violation(
+    violations: &mut Vec<Violation>,
+    path: &str,
+    rules: Option<&Rules>,
+    description: String,
+) {
+    violations.push(Violation {
+        field: path.to_string(),
+        description,
+        reason: rules
+            .and_then(|r| r.reason)
+            .unwrap_or(ErrorReason::FieldInvalid),
+    });
+}
+
+fn validate_message(
+    plan: &MessagePlan,
+    message: &DynamicMessage,
+    prefix: &str,
+    violations: &mut Vec<Violation>,
+) {
+    for field in &plan.fields {
+        let path = if prefix.is_empty() {
+            field.field.name().to_string()
+        } else {
+            format!("{prefix}.{}", field.field.name())
+        };
+        validate_field(field, message, &path, violations);
+    }
+    if let Some((max_total, reason)) = plan.max_total_bytes {
+        let total: usize = plan
+            .fields
+            .iter()
+            .map(|f| match message.get_field(&f.field).as_ref() {
+                Value::String(s) => s.len(),
+                _ => 0,
+            })
+            .sum();
+        if total > max_total {
+            violations.push(Violation {
+                field: if prefix.is_empty() {
+                    plan.descriptor.name().to_string()
+                } else {
+                    prefix.to_string()
+                },
+                description: format!(
+                    "together its fields hold {total} bytes; at most {max_total} are allowed"
+                ),
+                reason,
+            });
+        }
+    }
+}
+
+fn validate_field(
+    plan: &FieldPlan,
+    message: &DynamicMessage,
+    path: &str,
+    violations: &mut Vec<Violation>,
+) {
+    let rules = plan.rules.as_ref();
+    let value = message.get_field(&plan.field);
+    if let Value::List(items) = value.as_ref() {
+        if items.is_empty() {
+            if rules.is_some_and(|r| r.required || r.min_items.is_some()) {
+                violations.push(Violation {
+                    field: path.to_string(),
+                    description: "is required and must hold at least one item".into(),
+                    reason: ErrorReason::FieldRequired,
+                });
+            }
+            return;
+        }
+        if let Some(rules) = rules {
+            if let Some(min) = rules.min_items.filter(|min| items.len() < *min) {
+                violation(
+                    violations,
+                    path,
+                    Some(rules),
+                    format!("holds {} items; at least {min} are required", items.len()),
+                );
+            }
+            if let Some(max) = rules.max_items.filter(|max| items.len() > *max) {
+                violation(
+                    violations,
+                    path,
+                    Some(rules),
+                    format!("holds {} items; at most {max} are allowed", items.len()),
+                );
+            }
+        }
+        for (index, item) in items.iter().enumerate() {
+            validate_value(plan, item, &format!("{path}[{index}]"), violations);
+        }
+        return;
+    }
+    if plan.nested.is_some() && !message.has_field(&plan.field) {
+        if rules.is_some_and(|r| r.required) {
+            violations.push(Violation {
+                field: path.to_string(),
+                description: "is required".into(),
+                reason: ErrorReason::FieldRequired,
+            });
+        }
+        return;
+    }
+    validate_value(plan, value.as_ref(), path, violations);
+}
+
+fn validate_value(plan: &FieldPlan, value: &Value, path: &str, violations: &mut Vec<Violation>) {
+    let rules = plan.rules.as_ref();
+    match value {
+        Value::String(text) => {
+            let Some(rules) = rules else { return };
+            if text.is_empty() {
+                if rules.required {
+                    violations.push(Violation {
+                        field: path.to_string(),
+                        description: "is required".into(),
+                        reason: ErrorReason::FieldRequired,
+                    });
+                }
+                return;
+            }
+            if let Some(exact) = rules.exact_bytes.filter(|n| text.len() != *n) {
+                violation(
+                    violations,
+                    path,
+                    Some(rules),
+                    format!("is {} bytes long; it must be exactly {exact}", text.len()),
+                );
+            }
+            if let Some(max) = rules.max_bytes.filter(|n| text.len() > *n) {
+                violation(
+                    violations,
+                    path,
+                    Some(rules),
+                    format!("is {} bytes long; at most {max} are allowed", text.len()),
+                );
+            }
+            let charset_ok = match rules.charset {
+                Charset::Unspecified => true,
+                Charset::Hex => text.bytes().all(|b| b.is_ascii_hexdigit()),
+                Charset::Decimal => text.bytes().all(|b| b.is_ascii_digit()),
+                Charset::Word => text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'),
+            };
+            if !charset_ok {
+                let allowed = match rules.charset {
+                    Charset::Hex => "hexadecimal digits",
+                    Charset::Decimal => "decimal digits",
+                    _ => "letters, digits and underscores",
+                };
+                violation(
+                    violations,
+                    path,
+                    Some(rules),
+                    format!("may hold only {allowed}"),
+                );
+            } else if let Some((min, max)) = rules.decimal_range {
+                match text.parse::<i64>() {
+                    Ok(n) if (min..=max).contains(&n) => {}
+                    _ => violation(
+                        violations,
+                        path,
+                        Some(rules),
+                        format!("must be a decimal number from {min} to {max}"),
+                    ),
+                }
+            }
+            if !rules.allowed_values.is_empty() && !rules.allowed_values.iter().any(|v| v == text)
+            {
+                violation(
+                    violations,
+                    path,
+                    Some(rules),
+                    format!("must be one of: {}", rules.allowed_values.join(", ")),
+                );
+            }
+        }
+        Value::I32(_) | Value::I64(_) | Value::U32(_) | Value::U64(_) => {
+            let Some((min, max)) = rules.and_then(|r| r.int_range) else {
+                return;
+            };
+            let number = match value {
+                Value::I32(n) => i128::from(*n),
+                Value::I64(n) => i128::from(*n),
+                Value::U32(n) => i128::from(*n),
+                Value::U64(n) => i128::from(*n),
+                _ => 0,
+            };
+            if number < i128::from(min) || number > i128::from(max) {
+                violation(
+                    violations,
+                    path,
+                    rules,
+                    format!("must be from {min} to {max}"),
+                );
+            }
+        }
+        Value::Message(nested) => {
+            if let Some(nested_plan) = &plan.nested {
+                validate_message(nested_plan, nested, path, violations);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The upstream JSON of one field, or `None` when nothing is sent.
+fn field_to_json(plan: &FieldPlan, message: &DynamicMessage) -> Option<Json> {
+    if plan.field.supports_presence() && !message.has_field(&plan.field) {
+        return plan.default_value.clone().map(Json::String);
+    }
+    let value = message.get_field(&plan.field);
+    match value.as_ref() {
+        Value::List(items) => {
+            if items.is_empty() {
+                return None;
+            }
+            Some(Json::Array(
+                items
+                    .iter()
+                    .filter_map(|item| value_to_json(plan, item))
+                    .collect(),
+            ))
+        }
+        Value::String(text) if text.is_empty() => plan.default_value.clone().map(Json::String),
+        other => value_to_json(plan, other),
+    }
+}
+
+fn value_to_json(plan: &FieldPlan, value: &Value) -> Option<Json> {
+    Some(match value {
+        Value::String(text) => Json::String(text.clone()),
+        Value::Bool(b) => Json::Bool(*b),
+        Value::I32(n) => Json::from(*n),
+        Value::I64(n) => Json::from(*n),
+        Value::U32(n) => Json::from(*n),
+        Value::U64(n) => Json::from(*n),
+        Value::F32(n) => Number::from_f64(f64::from(*n)).map(Json::Number)?,
+        Value::F64(n) => Number::from_f64(*n).map(Json::Number)?,
+        Value::Bytes(bytes) => Json::String(String::from_utf8_lossy(bytes).into_owned()),
+        Value::EnumNumber(number) => {
+            let upstream = plan.enum_mapping.as_ref()?.to_upstream.get(number)?;
+            match upstream.parse::<i64>() {
+                Ok(n) => Json::from(n),
+                Err(_) => Json::String(upstream.clone()),
+            }
+        }
+        Value::Message(nested) if plan.is_timestamp => {
+            let seconds = nested.get_field_by_name("seconds")?;
+            Json::from(seconds.as_i64()?)
+        }
+        Value::Message(nested) => {
+            let nested_plan = plan.nested.as_ref()?;
+            let mut object = Map::new();
+            for field in &nested_plan.fields {
+                if let Some(json) = field_to_json(field, nested) {
+                    object.insert(field.upstream_name.clone(), json);
+                }
+            }
+            Json::Object(object)
+        }
+        Value::List(_) | Value::Map(_) => return None,
+    })
+}
+
+/// How a JSON value is written in a query string.
+fn query_text(value: &Json) -> String {
+    match value {
+        Json::String(s) => s.clone(),
+        Json::Bool(b) => if *b { "1" } else { "0" }.to_string(),
+        Json::Number(n) => n.to_string(),
+        Json::Array(items) => items.iter().map(query_text).collect::<Vec<_>>().join(","),
+        Json::Null => String::new(),
+        Json::Object(_) => value.to_string(),
+    }
+}
+
+/// Decodes an upstream JSON object into the response message. Lenient as the
+/// platforms require: numbers that arrive as strings and the reverse, booleans as
+/// 0/1, unknown members ignored. Returns a description of what did not fit.
+pub fn decode_response(plan: &MessagePlan, object: &Map<String, Json>) -> Result<DynamicMessage, String> {
+    let mut message = DynamicMessage::new(plan.descriptor.clone());
+    for field in &plan.fields {
+        let Some(json) = object.get(&field.upstream_name) else {
+            continue;
+        };
+        if json.is_null() {
+            continue;
+        }
+        let value = if field.field.is_list() {
+            let items: Vec<&Json> = match json {
+                Json::Array(items) => items.iter().collect(),
+                single => vec![single],
+            };
+            let mut values = Vec::with_capacity(items.len());
+            for item in items {
+                if let Some(value) = json_to_value(field, item)? {
+                    values.push(value);
+                }
+            }
+            Value::List(values)
+        } else {
+            match json_to_value(field, json)? {
+                Some(value) => value,
+                None => continue,
+            }
+        };
+        message.set_field(&field.field, value);
+    }
+    Ok(message)
+}
+
+fn json_to_value(plan: &FieldPlan, json: &Json) -> Result<Option<Value>, String> {
+    let name = &plan.upstream_name;
+    let mismatch = |expected: &str| format!("member {name:?} is not {expected}");
+    let integer = || -> Result<i64, String> {
+        match json {
+            Json::Number(n) => n
+                .as_i64()
+                .or_else(|| n.as_u64().map(|u| u as i64))
+                .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))
+                .ok_or_else(|| mismatch("an integer")),
+            Json::String(s) if s.trim().is_empty() => Ok(0),
+            Json::String(s) => s.trim().parse::<i64>().map_err(|_| mismatch("an integer")),
+            Json::Bool(b) => Ok(i64::from(*b)),
+            _ => Err(mismatch("an integer")),
+        }
+    };
+    Ok(Some(match plan.field.kind() {
+        Kind::String => Value::String(match json {
+            Json::String(s) => s.clone(),
+            Json::Number(n) => n.to_string(),
+            Json::Bool(b) => b.to_string(),
+            other => other.to_string(),
+        }),
+        Kind::Bool => Value::Bool(match json {
+            Json::Bool(b) => *b,
+            Json::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+            Json::String(s) => match s.trim() {
+                "1" | "true" | "TRUE" | "True" => true,
+                "" | "0" | "false" | "FALSE" | "False" => false,
+                _ => return Err(mismatch("a boolean")),
+            },
+            _ => return Err(mismatch("a boolean")),
+        }),
+        Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => Value::I32(
+            i32::try_from(integer()?).map_err(|_| mismatch("a 32-bit integer"))?,
+        ),
+        Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => Value::I64(integer()?),
+        Kind::Uint32 | Kind::Fixed32 => Value::U32(
+            u32::try_from(integer()?).map_err(|_| mismatch("an unsigned 32-bit integer"))?,
+        ),
+        Kind::Uint64 | Kind::Fixed64 => Value::U64(
+            u64::try_from(integer()?).map_err(|_| mismatch("an unsigned integer"))?,
+        ),
+        Kind::Double | Kind::Float => {
+            let number = match json {
+                Json::Number(n) => n.as_f64(),
+                Json::String(s) => s.trim().parse::<f64>().ok(),
+                _ => None,
+            }
+            .ok_or_else(|| mismatch("a number"))?;
+            if matches!(plan.field.kind(), Kind::Float) {
+                Value::F32(number as f32)
+            } else {
+                Value::F64(number)
+            }
+        }
+        Kind::Bytes => Value::Bytes(match json {
+            Json::String(s) => s.clone().into_bytes().into(),
+            other => other.to_string().into_bytes().into(),
+        }),
+        Kind::Enum(_) => {
+            let text = match json {
+                Json::String(s) => s.trim().to_string(),
+                Json::Number(n) => n.to_string(),
+                Json::Bool(b) => i32::from(*b).to_string(),
+                _ => return Err(mismatch("an enumerated value")),
+            };
+            let number = plan
+                .enum_mapping
+                .as_ref()
+                .and_then(|m| m.from_upstream.get(&text).copied())
+                // A value the proto does not know yet: report it as unspecified
+                // rather than failing the whole call.
+                .unwrap_or(0);
+            Value::EnumNumber(number)
+        }
+        Kind::Message(descriptor) if plan.is_timestamp => {
+            let seconds = integer()?;
+            if seconds == 0 {
+                return Ok(None);
+            }
+            let timestamp = prost_types::Timestamp { seconds, nanos: 0 };
+            let mut message = DynamicMessage::new(descriptor);
+            message
+                .transcode_from(&timestamp)
+                .map_err(|e| format!("member {name:?}: {e}"))?;
+            Value::Message(message)
+        }
+        Kind::Message(_) => {
+            let Some(nested_plan) = plan.nested.as_ref() else {
+                return Ok(None);
+            };
+            match json {
+                Json::Object(object) => Value::Message(decode_response(nested_plan, object)?),
+                _ => return Err(mismatch("an object")),
+            }
+        }
+    }))
+}

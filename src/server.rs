@@ -1,0 +1,189 @@
+//! Wiring: the gateway services of the route table, `grpc.health.v1` (overall and
+//! per service), server reflection (v1 and v1alpha) on one port; load shedding;
+//! graceful shutdown that drains in-flight calls within a grace period.
+
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+
+use secrecy::SecretString;
+use thiserror::Error;
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::Routes;
+use tonic_health::{ServingStatus, server::HealthReporter};
+
+use crate::{
+    config::Config,
+    gateway::Gateway,
+    platform::{Configured, MiniGameClient, OpenApiClient, Platforms, UpstreamHttp},
+    proto,
+    routes::{RouteDeclarationError, RouteTable},
+};
+
+#[derive(Debug, Error)]
+pub enum ServeError {
+    #[error("the proto declares a route gamegate cannot serve: {0}")]
+    Routes(#[from] RouteDeclarationError),
+    #[error("the upstream http client cannot be built: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("server reflection cannot be built: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("the grpc server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// Builds the platform clients of the configuration.
+pub fn build_platforms(config: &Config) -> Result<Platforms, ServeError> {
+    let http = UpstreamHttp::new()?;
+    let minigame = config.qq_minigame.as_ref().map(|platform| {
+        let budget = Duration::from_millis(platform.budget_ms);
+        Configured {
+            client: MiniGameClient::new(
+                &platform.base_url,
+                http.clone(),
+                platform
+                    .apps
+                    .iter()
+                    .map(|(appid, app)| (appid.clone(), app.secret.clone())),
+                budget,
+            ),
+            budget,
+        }
+    });
+    let openapi = config.qq_openapi.as_ref().map(|platform| Configured {
+        client: OpenApiClient::new(
+            &platform.base_url,
+            http.clone(),
+            platform
+                .apps
+                .iter()
+                .map(|(appid, app)| (appid.clone(), SecretString::clone(&app.appkey))),
+        ),
+        budget: Duration::from_millis(platform.budget_ms),
+    });
+    Ok(Platforms::new(minigame, openapi))
+}
+
+/// The gRPC routes of gamegate: gateway services, health, reflection.
+pub async fn build_routes(config: &Config) -> Result<(Routes, HealthReporter), ServeError> {
+    let table = Arc::new(RouteTable::from_pool(&proto::DESCRIPTOR_POOL)?);
+    let gateway = Gateway::new(table.clone(), build_platforms(config)?);
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    for service in table.services() {
+        health
+            .set_service_status(service, ServingStatus::Serving)
+            .await;
+    }
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+
+    let mut builder = Routes::builder();
+    builder
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha);
+    let mut router = builder.routes().into_axum_router();
+    for service in table.services() {
+        router = router.route_service(&format!("/{service}/{{*rpc}}"), gateway.clone());
+    }
+    Ok((Routes::from(router), health))
+}
+
+/// Serves on `listener` until `shutdown` resolves, then drains in-flight calls
+/// for at most the configured grace period.
+pub async fn serve(
+    config: &Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let (routes, health) = build_routes(config).await?;
+    let grace = config.shutdown_grace();
+    let (draining_tx, draining_rx) = oneshot::channel::<()>();
+    let announce = async move {
+        shutdown.await;
+        tracing::info!("shutting down: no new calls, draining in-flight ones");
+        // Tell meshes first, so that they stop routing here.
+        health
+            .set_service_status("", ServingStatus::NotServing)
+            .await;
+        let _ = draining_tx.send(());
+    };
+    let server = tonic::transport::Server::builder()
+        .concurrency_limit_per_connection(config.max_concurrent_calls_per_connection)
+        .load_shed(true)
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), announce);
+    tokio::pin!(server);
+    tokio::select! {
+        result = &mut server => return result.map_err(ServeError::from),
+        _ = draining_rx => {}
+    }
+    match tokio::time::timeout(grace, &mut server).await {
+        Ok(result) => result.map_err(ServeError::from),
+        Err(_) => {
+            tracing::warn!(grace_ms = grace.as_millis() as u64, "grace period over; dropping unfinished calls");
+            Ok(())
+        }
+    }
+}
+
+/// A gamegate running in a background task (tests, the embedded default).
+pub struct RunningGateway {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), ServeError>>,
+}
+
+impl RunningGateway {
+    /// Binds `config.listen` (port 0 picks a free one) and serves in the background.
+    pub async fn spawn(config: Config) -> Result<RunningGateway, ServeError> {
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| ServeError::Listen {
+                addr: config.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| ServeError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            serve(&config, listener, async {
+                let _ = stopped.await;
+            })
+            .await
+        });
+        Ok(RunningGateway {
+            addr,
+            stop: Some(stop),
+            task,
+        })
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting calls, drains, and waits for the server to end.
+    pub async fn shutdown(mut self) -> Result<(), ServeError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match (&mut self.task).await {
+            Ok(result) => result,
+            Err(join) => panic!("gamegate server task failed: {join}"),
+        }
+    }
+}
