@@ -152,11 +152,24 @@ impl GatewayInner {
             self.platforms.call(route, &request, deadline),
         )
         .await
-        .map_err(|_| GatewayError::Timeout {
-            platform: route.platform,
-            endpoint: route.path.clone(),
-            budget: effective,
-        })??;
+        .unwrap_or_else(|_| {
+            Err(GatewayError::Timeout {
+                platform: route.platform,
+                endpoint: route.path.clone(),
+                budget: effective,
+            })
+        })
+        .map_err(|error| match error {
+            // Whichever timer fired, the call had `effective` in all.
+            GatewayError::Timeout {
+                platform, endpoint, ..
+            } => GatewayError::Timeout {
+                platform,
+                endpoint,
+                budget: effective,
+            },
+            other => other,
+        })?;
         mapping::decode_response(&route.response, &answer).map_err(|detail| {
             GatewayError::Malformed {
                 platform: route.platform,

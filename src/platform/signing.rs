@@ -28,6 +28,15 @@ pub fn minigame_signature(session_key: &str, body: &[u8]) -> String {
 /// `source = METHOD & enc(path) & enc(sorted "name=value" pairs joined by "&")`.
 /// `params` are every request parameter except `sig`, unencoded.
 pub fn openapi_signature(method: &str, path: &str, params: &[(String, String)], appkey: &str) -> String {
+    let source = openapi_signature_source(method, path, params);
+    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(format!("{appkey}&").as_bytes())
+        .expect("hmac accepts keys of any length");
+    mac.update(source.as_bytes());
+    BASE64.encode(mac.finalize().into_bytes())
+}
+
+/// The string an OpenAPI v3 signature is computed over.
+pub fn openapi_signature_source(method: &str, path: &str, params: &[(String, String)]) -> String {
     let mut sorted: Vec<&(String, String)> = params.iter().collect();
     sorted.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
     let joined = sorted
@@ -35,14 +44,86 @@ pub fn openapi_signature(method: &str, path: &str, params: &[(String, String)], 
         .map(|(name, value)| format!("{name}={value}"))
         .collect::<Vec<_>>()
         .join("&");
-    let source = format!(
+    format!(
         "{}&{}&{}",
         method.to_ascii_uppercase(),
         openapi_encode(path),
         openapi_encode(&joined)
-    );
-    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(format!("{appkey}&").as_bytes())
-        .expect("hmac accepts keys of any length");
-    mac.update(source.as_bytes());
-    BASE64.encode(mac.finalize().into_bytes())
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    //! Vectors computed by hand from SIGNING.md with Python's hmac/hashlib/base64
+    //! (not with this code), e.g.:
+    //! `hmac.new(b"HyVFkGl5F5OQWJZZaNzBBg==", body, hashlib.sha256).hexdigest()` and
+    //! `base64.b64encode(hmac.new(b"demo-openapi-appkey&", source.encode(), hashlib.sha1).digest())`.
+    use super::*;
+
+    const SESSION_KEY: &str = "HyVFkGl5F5OQWJZZaNzBBg==";
+
+    #[test]
+    fn minigame_signature_uses_the_session_key_string_over_the_exact_body() {
+        assert_eq!(
+            minigame_signature(SESSION_KEY, br#"{"kv_list":[{"key":"score","value":"100"}]}"#),
+            "f026a8d27ebc5f205fdfd0cdd0db90f3b0308571df4cc1653478f22b5a72af82"
+        );
+        // The seed's own example content.
+        let seed_body = br#"{"kv_list":[{"key":"1","value":0}]}"#;
+        assert_eq!(
+            minigame_signature(SESSION_KEY, seed_body),
+            "d8b0ae81b9af33181e2440dee41b047a71fbea101f994533a4882e67dfda6959"
+        );
+        // What a base64-decoded key would give: must not be what we send.
+        assert_ne!(
+            minigame_signature(SESSION_KEY, seed_body),
+            "3eed84b7d76cc20d3739949f3abbf5713d37d54d24de172a6a65690f18bc5635"
+        );
+        // One byte of whitespace changes everything: sign what is sent.
+        assert_ne!(
+            minigame_signature(SESSION_KEY, br#"{"kv_list": [{"key":"1","value":0}]}"#),
+            minigame_signature(SESSION_KEY, seed_body)
+        );
+    }
+
+    fn params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn openapi_signature_of_get_dawanka_info() {
+        let params = params(&[
+            ("version", "2"),
+            ("appid", "1110766236"),
+            ("openid", "AB055EE03EE6F7CCB31F6CCE75A50A38"),
+            ("openkey", "CC11B9096D458AEFDEF72981AE5A136D"),
+            ("pf", "qqgame"),
+            ("format", "json"),
+            ("userip", "10.0.0.1"),
+        ]);
+        assert_eq!(
+            openapi_signature_source("GET", "/v3/user/get_dawanka_info", &params),
+            "GET&%2Fv3%2Fuser%2Fget_dawanka_info&appid%3D1110766236%26format%3Djson%26openid%3DAB055EE03EE6F7CCB31F6CCE75A50A38%26openkey%3DCC11B9096D458AEFDEF72981AE5A136D%26pf%3Dqqgame%26userip%3D10.0.0.1%26version%3D2"
+        );
+        let sig = openapi_signature("GET", "/v3/user/get_dawanka_info", &params, "demo-openapi-appkey");
+        assert_eq!(sig, "Csl//tkIZetPSYKpLNHt885Sb18=");
+        // In the query string the sig is encoded like any other value.
+        assert_eq!(openapi_encode(&sig), "Csl%2F%2FtkIZetPSYKpLNHt885Sb18%3D");
+    }
+
+    #[test]
+    fn openapi_signature_encodes_space_slash_tilde_and_plus() {
+        let params = params(&[("appid", "1110766236"), ("note", "a b/c~d+e"), ("pf", "qqgame")]);
+        assert_eq!(
+            openapi_signature_source("get", "/v3/user/report_dawanka_pay", &params),
+            "GET&%2Fv3%2Fuser%2Freport_dawanka_pay&appid%3D1110766236%26note%3Da%20b%2Fc%7Ed%2Be%26pf%3Dqqgame"
+        );
+        assert_eq!(
+            openapi_signature("get", "/v3/user/report_dawanka_pay", &params, "demo-openapi-appkey"),
+            "wzaoyd+DtFQkbP19p6JrQrsLG2g="
+        );
+    }
 }

@@ -1,0 +1,9 @@
+//! End-to-end tests: the generated Rust client -> a real gamegate -> a real
+//! sandbox, each on an ephemeral loopback port.
+
+mod common;
+mod dawanka;
+mod deadline;
+mod health_reflection;
+mod storage;
+mod token;

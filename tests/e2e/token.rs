@@ -1,0 +1,123 @@
+//! The app access token: single-flight fetches, refresh ahead of expiry, one
+//! refresh and one retry when the platform refuses it, never a loop.
+
+use std::time::Duration;
+
+use futures::future::join_all;
+use gamegate::proto::{KeyValue, SetUserStorageRequest};
+use serde_json::json;
+use tonic::Code;
+
+use crate::common::{Harness, demo, expect_error};
+
+const SET_PATH: &str = "/api/openDataContext/set_user_storage";
+
+fn request(key: &str) -> SetUserStorageRequest {
+    SetUserStorageRequest {
+        app_id: demo::MINIGAME_APPID.into(),
+        openid: demo::MINIGAME_ALICE_OPENID.into(),
+        session_key: demo::MINIGAME_ALICE_SESSION_KEY.into(),
+        kv_list: vec![KeyValue {
+            key: key.into(),
+            value: "1".into(),
+        }],
+    }
+}
+
+async fn burst(harness: &Harness, calls: usize) {
+    let results = join_all((0..calls).map(|i| {
+        let mut storage = harness.storage();
+        async move { storage.set_user_storage(request(&format!("k{}", i % 100))).await }
+    }))
+    .await;
+    for result in results {
+        result.expect("every call of the burst succeeds");
+    }
+}
+
+#[tokio::test]
+async fn concurrent_calls_fetch_one_token_at_a_time() {
+    let harness = Harness::start().await;
+    // Tokens live 1 s; old ones die as soon as a new one is issued.
+    harness
+        .sandbox_config(json!({"token_ttl_secs": 1, "token_grace_secs": 0}))
+        .await;
+
+    burst(&harness, 50).await;
+    assert_eq!(harness.get_token_calls(demo::MINIGAME_APPID).await, 1);
+
+    // The token has expired: the whole burst waits for one fetch.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    burst(&harness, 50).await;
+    assert_eq!(harness.get_token_calls(demo::MINIGAME_APPID).await, 2);
+}
+
+#[tokio::test]
+async fn the_token_is_refreshed_ahead_of_expiry_by_one_task() {
+    let harness = Harness::start().await;
+    harness
+        .sandbox_config(json!({"token_ttl_secs": 2, "token_grace_secs": 60}))
+        .await;
+    burst(&harness, 1).await;
+    // Past the refresh point (4/5 of the lifetime), before expiry: calls are served
+    // with the current token while exactly one background fetch replaces it.
+    tokio::time::sleep(Duration::from_millis(1700)).await;
+    burst(&harness, 40).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(harness.get_token_calls(demo::MINIGAME_APPID).await, 2);
+    // The replacement is used from then on.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    burst(&harness, 10).await;
+    assert_eq!(harness.get_token_calls(demo::MINIGAME_APPID).await, 2);
+}
+
+#[tokio::test]
+async fn a_refused_token_is_refreshed_once_and_the_call_retried_once() {
+    let harness = Harness::start().await;
+    burst(&harness, 1).await;
+    assert_eq!(harness.get_token_calls(demo::MINIGAME_APPID).await, 1);
+
+    // The platform forgets the token: concurrent calls fail with -100050019, one
+    // of them refreshes, every one retries once and succeeds.
+    harness.revoke_tokens(demo::MINIGAME_APPID).await;
+    burst(&harness, 20).await;
+    assert_eq!(harness.get_token_calls(demo::MINIGAME_APPID).await, 2);
+    let requests = harness.requests(SET_PATH).await;
+    assert_eq!(requests, 1 + 20 + 20, "each call of the burst was sent at most twice");
+}
+
+#[tokio::test]
+async fn a_token_refused_twice_is_an_error_not_a_loop() {
+    let harness = Harness::start().await;
+    harness
+        .fault(json!({"path": SET_PATH, "code": -100050019, "times": 0}))
+        .await;
+    let error = expect_error(
+        harness.storage().set_user_storage(request("k")).await,
+        Code::Unavailable,
+        "ACCESS_TOKEN_INVALID",
+    );
+    assert_eq!(error.metadata["upstream_code"], "-100050019");
+    assert_eq!(harness.requests(SET_PATH).await, 2);
+    assert_eq!(harness.get_token_calls(demo::MINIGAME_APPID).await, 2);
+}
+
+#[tokio::test]
+async fn a_wrong_app_secret_is_reported_without_the_secret() {
+    let harness = Harness::start_with(|config| {
+        let platform = config.qq_minigame.as_mut().unwrap();
+        platform.apps.get_mut(demo::MINIGAME_APPID).unwrap().secret =
+            secrecy::SecretString::from("wrong-secret-value");
+    })
+    .await;
+    let error = expect_error(
+        harness.storage().set_user_storage(request("k")).await,
+        Code::Internal,
+        "GATEWAY_CREDENTIALS_REJECTED",
+    );
+    assert_eq!(error.metadata["upstream_code"], "40001");
+    assert_eq!(error.metadata["endpoint"], "/api/getToken");
+    let everything = format!("{} {:?}", error.message, error.metadata);
+    assert!(!everything.contains("wrong-secret-value"), "{everything}");
+    assert_eq!(harness.requests(SET_PATH).await, 0);
+}
