@@ -28,7 +28,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     fs::write(out_dir.join("gamegate_descriptor.bin"), &encoded)?;
 
     let redacted = redacted_messages(&encoded)?;
-    fs::write(out_dir.join("redacted_debug.rs"), redacted_debug_impls(&redacted))?;
+    fs::write(
+        out_dir.join("redacted_debug.rs"),
+        redacted_debug_impls(&redacted),
+    )?;
 
     let file_descriptor_set = compiler.file_descriptor_set();
     tonic_prost_build::configure()
@@ -88,7 +91,9 @@ fn redacted_debug_impls(messages: &[RedactedMessage]) -> String {
         for (name, redact) in &message.fields {
             let ident = rust_ident(name);
             if *redact {
-                out.push_str(&format!("            .field(\"{name}\", &\"<redacted>\")\n"));
+                out.push_str(&format!(
+                    "            .field(\"{name}\", &\"<redacted>\")\n"
+                ));
             } else {
                 out.push_str(&format!("            .field(\"{name}\", &self.{ident})\n"));
             }
@@ -99,6 +104,12 @@ fn redacted_debug_impls(messages: &[RedactedMessage]) -> String {
 }
 
 fn rust_ident(name: &str) -> String {
-    const KEYWORDS: &[&str] = &["type", "use", "ref", "match", "move", "self", "fn", "mod", "in", "loop"];
-    if KEYWORDS.contains(&name) { format!("r#{name}") } else { name.to_string() }
+    const KEYWORDS: &[&str] = &[
+        "type", "use", "ref", "match", "move", "self", "fn", "mod", "in", "loop",
+    ];
+    if KEYWORDS.contains(&name) {
+        format!("r#{name}")
+    } else {
+        name.to_string()
+    }
 }

@@ -165,7 +165,11 @@ pub const QQ_OPENAPI_CODES: &[CodeRow] = &[
 
 /// The reason of an upstream code: the route's own overrides first, then the
 /// platform's table; codes nobody knows are `UPSTREAM_UNKNOWN_CODE`.
-pub fn classify(table: &[CodeRow], overrides: &HashMap<i64, ErrorReason>, code: i64) -> ErrorReason {
+pub fn classify(
+    table: &[CodeRow],
+    overrides: &HashMap<i64, ErrorReason>,
+    code: i64,
+) -> ErrorReason {
     overrides
         .get(&code)
         .copied()
@@ -200,7 +204,9 @@ fn upstream_disposition(reason: ErrorReason) -> (Code, Extra) {
         R::SessionKeyInvalid | R::OpenkeyInvalid | R::AuthenticationFailed => {
             (Code::Unauthenticated, Extra::None)
         }
-        R::StorageFull | R::TooManyKvPairs => (Code::ResourceExhausted, Extra::Quota { retry: None }),
+        R::StorageFull | R::TooManyKvPairs => {
+            (Code::ResourceExhausted, Extra::Quota { retry: None })
+        }
         R::UpstreamRateLimited => (
             Code::ResourceExhausted,
             Extra::Quota {
@@ -321,7 +327,11 @@ impl GatewayError {
                     }
                     Extra::Quota { retry } => {
                         details.add_quota_failure_violation(
-                            format!("{}:{}", platform_domain(upstream.platform), upstream.endpoint),
+                            format!(
+                                "{}:{}",
+                                platform_domain(upstream.platform),
+                                upstream.endpoint
+                            ),
                             upstream.message.clone(),
                         );
                         if retry.is_some() {

@@ -68,10 +68,8 @@ where
         let inner = self.inner.clone();
         Box::pin(async move {
             let Some(route) = inner.routes.get(request.uri().path()).cloned() else {
-                let status = Status::unimplemented(format!(
-                    "gamegate has no rpc {}",
-                    request.uri().path()
-                ));
+                let status =
+                    Status::unimplemented(format!("gamegate has no rpc {}", request.uri().path()));
                 return Ok(status.into_http());
             };
             let codec = DynamicCodec {
@@ -99,7 +97,10 @@ impl UnaryService<DynamicMessage> for RouteHandler {
             let started = Instant::now();
             let caller_timeout = grpc_timeout(request.metadata());
             let message = request.into_inner();
-            match inner.execute(&route, &message, started, caller_timeout).await {
+            match inner
+                .execute(&route, &message, started, caller_timeout)
+                .await
+            {
                 Ok(answer) => {
                     tracing::debug!(
                         rpc = %route.grpc_path,
@@ -147,29 +148,27 @@ impl GatewayInner {
             None => budget,
         };
         let deadline = started + effective;
-        let answer = tokio::time::timeout_at(
-            deadline,
-            self.platforms.call(route, &request, deadline),
-        )
-        .await
-        .unwrap_or_else(|_| {
-            Err(GatewayError::Timeout {
-                platform: route.platform,
-                endpoint: route.path.clone(),
-                budget: effective,
-            })
-        })
-        .map_err(|error| match error {
-            // Whichever timer fired, the call had `effective` in all.
-            GatewayError::Timeout {
-                platform, endpoint, ..
-            } => GatewayError::Timeout {
-                platform,
-                endpoint,
-                budget: effective,
-            },
-            other => other,
-        })?;
+        let answer =
+            tokio::time::timeout_at(deadline, self.platforms.call(route, &request, deadline))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(GatewayError::Timeout {
+                        platform: route.platform,
+                        endpoint: route.path.clone(),
+                        budget: effective,
+                    })
+                })
+                .map_err(|error| match error {
+                    // Whichever timer fired, the call had `effective` in all.
+                    GatewayError::Timeout {
+                        platform, endpoint, ..
+                    } => GatewayError::Timeout {
+                        platform,
+                        endpoint,
+                        budget: effective,
+                    },
+                    other => other,
+                })?;
         mapping::decode_response(&route.response, &answer).map_err(|detail| {
             GatewayError::Malformed {
                 platform: route.platform,
@@ -249,7 +248,9 @@ impl Decoder for DynamicDecoder {
     fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<DynamicMessage>, Status> {
         DynamicMessage::decode(self.descriptor.clone(), src)
             .map(Some)
-            .map_err(|error| Status::invalid_argument(format!("request is not valid protobuf: {error}")))
+            .map_err(|error| {
+                Status::invalid_argument(format!("request is not valid protobuf: {error}"))
+            })
     }
 }
 

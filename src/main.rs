@@ -4,12 +4,16 @@
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
-use gamegate::{config::Config, server, sandbox};
+use gamegate::{config::Config, sandbox, server};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(name = "gamegate", version, about = "gRPC gateway to Tencent game-platform server APIs")]
+#[command(
+    name = "gamegate",
+    version,
+    about = "gRPC gateway to Tencent game-platform server APIs"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,

@@ -247,8 +247,7 @@ fn validate_value(plan: &FieldPlan, value: &Value, path: &str, violations: &mut 
                     ),
                 }
             }
-            if !rules.allowed_values.is_empty() && !rules.allowed_values.iter().any(|v| v == text)
-            {
+            if !rules.allowed_values.is_empty() && !rules.allowed_values.iter().any(|v| v == text) {
                 violation(
                     violations,
                     path,
@@ -360,7 +359,10 @@ fn query_text(value: &Json) -> String {
 /// Decodes an upstream JSON object into the response message. Lenient as the
 /// platforms require: numbers that arrive as strings and the reverse, booleans as
 /// 0/1, unknown members ignored. Returns a description of what did not fit.
-pub fn decode_response(plan: &MessagePlan, object: &Map<String, Json>) -> Result<DynamicMessage, String> {
+pub fn decode_response(
+    plan: &MessagePlan,
+    object: &Map<String, Json>,
+) -> Result<DynamicMessage, String> {
     let mut message = DynamicMessage::new(plan.descriptor.clone());
     for field in &plan.fields {
         let Some(json) = object.get(&field.upstream_name) else {
@@ -425,16 +427,16 @@ fn json_to_value(plan: &FieldPlan, json: &Json) -> Result<Option<Value>, String>
             },
             _ => return Err(mismatch("a boolean")),
         }),
-        Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => Value::I32(
-            i32::try_from(integer()?).map_err(|_| mismatch("a 32-bit integer"))?,
-        ),
+        Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => {
+            Value::I32(i32::try_from(integer()?).map_err(|_| mismatch("a 32-bit integer"))?)
+        }
         Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => Value::I64(integer()?),
         Kind::Uint32 | Kind::Fixed32 => Value::U32(
             u32::try_from(integer()?).map_err(|_| mismatch("an unsigned 32-bit integer"))?,
         ),
-        Kind::Uint64 | Kind::Fixed64 => Value::U64(
-            u64::try_from(integer()?).map_err(|_| mismatch("an unsigned integer"))?,
-        ),
+        Kind::Uint64 | Kind::Fixed64 => {
+            Value::U64(u64::try_from(integer()?).map_err(|_| mismatch("an unsigned integer"))?)
+        }
         Kind::Double | Kind::Float => {
             let number = match json {
                 Json::Number(n) => n.as_f64(),

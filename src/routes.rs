@@ -379,11 +379,14 @@ impl PlanCompiler<'_> {
             if !options.has_extension(&self.extensions.upstream_value) {
                 continue;
             }
-            if let Value::String(upstream) =
-                options.get_extension(&self.extensions.upstream_value).as_ref()
+            if let Value::String(upstream) = options
+                .get_extension(&self.extensions.upstream_value)
+                .as_ref()
             {
                 mapping.to_upstream.insert(value.number(), upstream.clone());
-                mapping.from_upstream.insert(upstream.clone(), value.number());
+                mapping
+                    .from_upstream
+                    .insert(upstream.clone(), value.number());
             }
         }
         let mapping = Arc::new(mapping);
@@ -392,4 +395,3 @@ impl PlanCompiler<'_> {
         mapping
     }
 }
-

@@ -132,7 +132,10 @@ pub async fn serve(
     match tokio::time::timeout(grace, &mut server).await {
         Ok(result) => result.map_err(ServeError::from),
         Err(_) => {
-            tracing::warn!(grace_ms = grace.as_millis() as u64, "grace period over; dropping unfinished calls");
+            tracing::warn!(
+                grace_ms = grace.as_millis() as u64,
+                "grace period over; dropping unfinished calls"
+            );
             Ok(())
         }
     }
@@ -148,12 +151,13 @@ pub struct RunningGateway {
 impl RunningGateway {
     /// Binds `config.listen` (port 0 picks a free one) and serves in the background.
     pub async fn spawn(config: Config) -> Result<RunningGateway, ServeError> {
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| ServeError::Listen {
-                addr: config.listen,
-                source,
-            })?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| ServeError::Listen {
+                    addr: config.listen,
+                    source,
+                })?;
         let addr = listener.local_addr().map_err(|source| ServeError::Listen {
             addr: config.listen,
             source,

@@ -31,7 +31,8 @@ pub struct IssuedToken {
 
 /// Where tokens come from (the platform's getToken interface).
 pub trait TokenSource: Send + Sync + 'static {
-    fn fetch(&self) -> Pin<Box<dyn Future<Output = Result<IssuedToken, GatewayError>> + Send + '_>>;
+    fn fetch(&self)
+    -> Pin<Box<dyn Future<Output = Result<IssuedToken, GatewayError>> + Send + '_>>;
 }
 
 /// A cached token. `generation` identifies it for invalidation.
@@ -109,10 +110,14 @@ impl TokenCache {
             let outcome = tokio::time::timeout(cache.fetch_timeout, cache.refresh()).await;
             match outcome {
                 Ok(Ok(_)) => tracing::debug!("access token refreshed ahead of expiry"),
-                Ok(Err(error)) => tracing::warn!(%error, "access token refresh ahead of expiry failed"),
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "access token refresh ahead of expiry failed")
+                }
                 Err(_) => tracing::warn!("access token refresh ahead of expiry timed out"),
             }
-            cache.refreshing_in_background.store(false, Ordering::Release);
+            cache
+                .refreshing_in_background
+                .store(false, Ordering::Release);
         });
     }
 

@@ -73,9 +73,8 @@ impl MiniGameClient {
                 app_id: request.app_id.clone(),
             })?;
         // Serialize once, sign these bytes, send these bytes.
-        let body = Bytes::from(
-            serde_json::to_vec(&request.body).expect("a json map always serializes"),
-        );
+        let body =
+            Bytes::from(serde_json::to_vec(&request.body).expect("a json map always serializes"));
         let session_key = request
             .session_key
             .as_ref()
@@ -84,7 +83,11 @@ impl MiniGameClient {
         let signature = minigame_signature(session_key, &body);
         let mut query = String::new();
         for (name, value) in &request.query {
-            query.push_str(&format!("{}={}&", openapi_encode(name), openapi_encode(value)));
+            query.push_str(&format!(
+                "{}={}&",
+                openapi_encode(name),
+                openapi_encode(value)
+            ));
         }
         query.push_str(&format!("signature={signature}&sig_method=hmac_sha256"));
 
@@ -157,7 +160,9 @@ struct TokenFetcher {
 }
 
 impl TokenSource for TokenFetcher {
-    fn fetch(&self) -> Pin<Box<dyn Future<Output = Result<IssuedToken, GatewayError>> + Send + '_>> {
+    fn fetch(
+        &self,
+    ) -> Pin<Box<dyn Future<Output = Result<IssuedToken, GatewayError>> + Send + '_>> {
         Box::pin(async move {
             let url = format!(
                 "{}{}?grant_type=client_credential&appid={}&secret={}",

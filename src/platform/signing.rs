@@ -27,7 +27,12 @@ pub fn minigame_signature(session_key: &str, body: &[u8]) -> String {
 /// QQ Game OpenAPI v3 signature: `base64(HMAC-SHA1(appkey + "&", source))` with
 /// `source = METHOD & enc(path) & enc(sorted "name=value" pairs joined by "&")`.
 /// `params` are every request parameter except `sig`, unencoded.
-pub fn openapi_signature(method: &str, path: &str, params: &[(String, String)], appkey: &str) -> String {
+pub fn openapi_signature(
+    method: &str,
+    path: &str,
+    params: &[(String, String)],
+    appkey: &str,
+) -> String {
     let source = openapi_signature_source(method, path, params);
     let mut mac = Hmac::<sha1::Sha1>::new_from_slice(format!("{appkey}&").as_bytes())
         .expect("hmac accepts keys of any length");
@@ -65,7 +70,10 @@ mod tests {
     #[test]
     fn minigame_signature_uses_the_session_key_string_over_the_exact_body() {
         assert_eq!(
-            minigame_signature(SESSION_KEY, br#"{"kv_list":[{"key":"score","value":"100"}]}"#),
+            minigame_signature(
+                SESSION_KEY,
+                br#"{"kv_list":[{"key":"score","value":"100"}]}"#
+            ),
             "f026a8d27ebc5f205fdfd0cdd0db90f3b0308571df4cc1653478f22b5a72af82"
         );
         // The seed's own example content.
@@ -108,7 +116,12 @@ mod tests {
             openapi_signature_source("GET", "/v3/user/get_dawanka_info", &params),
             "GET&%2Fv3%2Fuser%2Fget_dawanka_info&appid%3D1110766236%26format%3Djson%26openid%3DAB055EE03EE6F7CCB31F6CCE75A50A38%26openkey%3DCC11B9096D458AEFDEF72981AE5A136D%26pf%3Dqqgame%26userip%3D10.0.0.1%26version%3D2"
         );
-        let sig = openapi_signature("GET", "/v3/user/get_dawanka_info", &params, "demo-openapi-appkey");
+        let sig = openapi_signature(
+            "GET",
+            "/v3/user/get_dawanka_info",
+            &params,
+            "demo-openapi-appkey",
+        );
         assert_eq!(sig, "Csl//tkIZetPSYKpLNHt885Sb18=");
         // In the query string the sig is encoded like any other value.
         assert_eq!(openapi_encode(&sig), "Csl%2F%2FtkIZetPSYKpLNHt885Sb18%3D");
@@ -116,13 +129,22 @@ mod tests {
 
     #[test]
     fn openapi_signature_encodes_space_slash_tilde_and_plus() {
-        let params = params(&[("appid", "1110766236"), ("note", "a b/c~d+e"), ("pf", "qqgame")]);
+        let params = params(&[
+            ("appid", "1110766236"),
+            ("note", "a b/c~d+e"),
+            ("pf", "qqgame"),
+        ]);
         assert_eq!(
             openapi_signature_source("get", "/v3/user/report_dawanka_pay", &params),
             "GET&%2Fv3%2Fuser%2Freport_dawanka_pay&appid%3D1110766236%26note%3Da%20b%2Fc%7Ed%2Be%26pf%3Dqqgame"
         );
         assert_eq!(
-            openapi_signature("get", "/v3/user/report_dawanka_pay", &params, "demo-openapi-appkey"),
+            openapi_signature(
+                "get",
+                "/v3/user/report_dawanka_pay",
+                &params,
+                "demo-openapi-appkey"
+            ),
             "wzaoyd+DtFQkbP19p6JrQrsLG2g="
         );
     }

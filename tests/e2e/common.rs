@@ -35,7 +35,9 @@ impl Harness {
             .expect("sandbox starts");
         let mut config = Config::demo(loopback(), &sandbox.base_url());
         customize(&mut config);
-        let gateway = RunningGateway::spawn(config).await.expect("gamegate starts");
+        let gateway = RunningGateway::spawn(config)
+            .await
+            .expect("gamegate starts");
         let channel = Channel::from_shared(gateway.endpoint())
             .unwrap()
             .connect()
@@ -74,11 +76,13 @@ impl Harness {
 
     /// Queues a fault (see the sandbox README).
     pub async fn fault(&self, fault: Value) {
-        self.admin(reqwest::Method::POST, "/faults", Some(fault)).await;
+        self.admin(reqwest::Method::POST, "/faults", Some(fault))
+            .await;
     }
 
     pub async fn sandbox_config(&self, config: Value) {
-        self.admin(reqwest::Method::PUT, "/config", Some(config)).await;
+        self.admin(reqwest::Method::PUT, "/config", Some(config))
+            .await;
     }
 
     pub async fn revoke_tokens(&self, appid: &str) {

@@ -96,7 +96,10 @@ async fn report_dawanka_pay_counts_down_and_refuses_at_zero() {
             .await
             .expect("report succeeds while uses are left")
             .into_inner();
-        assert_eq!((report.use_count, report.left_count), (use_count, left_count));
+        assert_eq!(
+            (report.use_count, report.left_count),
+            (use_count, left_count)
+        );
         assert_eq!(report.msg, "report success.");
     }
     let error = expect_error(
@@ -144,12 +147,18 @@ async fn formats_are_checked_before_the_platform_is_called() {
     let mut dawanka = harness.dawanka();
     let cases = [
         (
-            report_request(demo::OPENAPI_SUPER_OPENID, &demo::OPENAPI_SUPER_OPENKEY[..31]),
+            report_request(
+                demo::OPENAPI_SUPER_OPENID,
+                &demo::OPENAPI_SUPER_OPENKEY[..31],
+            ),
             "OPENKEY_INVALID_LENGTH",
             "openkey",
         ),
         (
-            report_request("XYZ55EE03EE6F7CCB31F6CCE75A50A38", demo::OPENAPI_SUPER_OPENKEY),
+            report_request(
+                "XYZ55EE03EE6F7CCB31F6CCE75A50A38",
+                demo::OPENAPI_SUPER_OPENKEY,
+            ),
             "OPENID_INVALID",
             "openid",
         ),
@@ -262,7 +271,9 @@ async fn every_documented_ret_code_is_mapped() {
         (4242, Code::Unknown, "UPSTREAM_UNKNOWN_CODE"),
     ];
     for (code, grpc_code, reason) in cases {
-        harness.fault(json!({"path": REPORT_PATH, "code": code})).await;
+        harness
+            .fault(json!({"path": REPORT_PATH, "code": code}))
+            .await;
         let error = expect_error(
             dawanka
                 .report_dawanka_pay(report_request(
@@ -282,7 +293,9 @@ async fn every_documented_ret_code_is_mapped() {
 async fn reads_are_retried_after_a_busy_answer_but_reports_are_not() {
     let harness = Harness::start().await;
     let mut dawanka = harness.dawanka();
-    harness.fault(json!({"path": INFO_PATH, "busy": true})).await;
+    harness
+        .fault(json!({"path": INFO_PATH, "busy": true}))
+        .await;
     let info = dawanka
         .get_dawanka_info(info_request(
             demo::OPENAPI_SUPER_OPENID,
@@ -295,7 +308,9 @@ async fn reads_are_retried_after_a_busy_answer_but_reports_are_not() {
     assert_eq!(info.score, 3200);
     assert_eq!(harness.requests(INFO_PATH).await, 2);
 
-    harness.fault(json!({"path": REPORT_PATH, "busy": true})).await;
+    harness
+        .fault(json!({"path": REPORT_PATH, "busy": true}))
+        .await;
     let error = expect_error(
         dawanka
             .report_dawanka_pay(report_request(
@@ -311,5 +326,8 @@ async fn reads_are_retried_after_a_busy_answer_but_reports_are_not() {
     let state = harness
         .dawanka_state(demo::OPENAPI_APPID, demo::OPENAPI_SUPER_OPENID)
         .await;
-    assert_eq!(state["pay_return_count"], 3, "a refused report changes nothing");
+    assert_eq!(
+        state["pay_return_count"], 3,
+        "a refused report changes nothing"
+    );
 }

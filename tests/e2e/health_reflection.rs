@@ -16,7 +16,11 @@ use crate::common::{Harness, demo};
 async fn health_reports_serving_for_the_server_and_each_service() {
     let harness = Harness::start().await;
     let mut health = HealthClient::new(harness.channel.clone());
-    for service in ["", "gamegate.v1.StorageService", "gamegate.v1.DawankaService"] {
+    for service in [
+        "",
+        "gamegate.v1.StorageService",
+        "gamegate.v1.DawankaService",
+    ] {
         let status = health
             .check(HealthCheckRequest {
                 service: service.into(),
@@ -56,7 +60,9 @@ macro_rules! reflection_case {
                 ask(MessageRequest::FileContainingSymbol(
                     "gamegate.v1.StorageService".into(),
                 )),
-                ask(MessageRequest::FileContainingSymbol("google.rpc.ErrorInfo".into())),
+                ask(MessageRequest::FileContainingSymbol(
+                    "google.rpc.ErrorInfo".into(),
+                )),
                 ask(MessageRequest::FileContainingSymbol(
                     "grpc.health.v1.Health".into(),
                 )),
@@ -80,7 +86,10 @@ macro_rules! reflection_case {
                 "gamegate.v1.DawankaService",
                 "grpc.health.v1.Health",
             ] {
-                assert!(names.contains(&expected), "{expected} missing from {names:?}");
+                assert!(
+                    names.contains(&expected),
+                    "{expected} missing from {names:?}"
+                );
             }
             for answer in &answers[1..] {
                 match answer {
@@ -95,7 +104,10 @@ macro_rules! reflection_case {
 }
 
 reflection_case!(reflection_v1_lists_and_describes_every_service, v1);
-reflection_case!(reflection_v1alpha_lists_and_describes_every_service, v1alpha);
+reflection_case!(
+    reflection_v1alpha_lists_and_describes_every_service,
+    v1alpha
+);
 
 #[tokio::test]
 async fn shutdown_drains_in_flight_calls() {
@@ -117,6 +129,9 @@ async fn shutdown_drains_in_flight_calls() {
     });
     tokio::time::sleep(Duration::from_millis(100)).await;
     harness.shutdown_gateway().await;
-    let answer = in_flight.await.unwrap().expect("the in-flight call finishes");
+    let answer = in_flight
+        .await
+        .unwrap()
+        .expect("the in-flight call finishes");
     assert_eq!(answer.into_inner().score, 3200);
 }

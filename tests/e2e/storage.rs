@@ -33,13 +33,20 @@ async fn set_then_remove_user_storage() {
     let harness = Harness::start().await;
     let mut storage = harness.storage();
     storage
-        .set_user_storage(set_request(&[("score", "100"), ("gold", "3000"), ("名字", "小明")]))
+        .set_user_storage(set_request(&[
+            ("score", "100"),
+            ("gold", "3000"),
+            ("名字", "小明"),
+        ]))
         .await
         .expect("set_user_storage succeeds");
     let stored = harness
         .stored(demo::MINIGAME_APPID, demo::MINIGAME_ALICE_OPENID)
         .await;
-    assert_eq!(stored["kv"], json!({"score": "100", "gold": "3000", "名字": "小明"}));
+    assert_eq!(
+        stored["kv"],
+        json!({"score": "100", "gold": "3000", "名字": "小明"})
+    );
 
     storage
         .remove_user_storage(RemoveUserStorageRequest {
@@ -68,8 +75,14 @@ async fn set_user_interactive_data() {
             openid: demo::MINIGAME_BOB_OPENID.into(),
             session_key: demo::MINIGAME_BOB_SESSION_KEY.into(),
             kv_list: vec![
-                InteractiveValue { key: "1".into(), value: 1 },
-                InteractiveValue { key: "50".into(), value: 1 },
+                InteractiveValue {
+                    key: "1".into(),
+                    value: 1,
+                },
+                InteractiveValue {
+                    key: "50".into(),
+                    value: 1,
+                },
             ],
         })
         .await
@@ -87,7 +100,9 @@ async fn documented_limits_are_checked_before_the_platform_is_called() {
 
     let long_key = "k".repeat(129);
     let error = expect_error(
-        storage.set_user_storage(set_request(&[("ok", "1"), (&long_key, "1")])).await,
+        storage
+            .set_user_storage(set_request(&[("ok", "1"), (&long_key, "1")]))
+            .await,
         Code::InvalidArgument,
         "KEY_TOO_LONG",
     );
@@ -98,7 +113,9 @@ async fn documented_limits_are_checked_before_the_platform_is_called() {
     let key = "k".repeat(128);
     let value = "v".repeat(1024 - 128 + 1);
     let error = expect_error(
-        storage.set_user_storage(set_request(&[(&key, &value)])).await,
+        storage
+            .set_user_storage(set_request(&[(&key, &value)]))
+            .await,
         Code::InvalidArgument,
         "KV_TOO_LONG",
     );
@@ -135,12 +152,23 @@ async fn documented_limits_are_checked_before_the_platform_is_called() {
                 app_id: demo::MINIGAME_APPID.into(),
                 openid: demo::MINIGAME_BOB_OPENID.into(),
                 session_key: demo::MINIGAME_BOB_SESSION_KEY.into(),
-                kv_list: vec![InteractiveValue { key: bad_key.into(), value: 1 }],
+                kv_list: vec![InteractiveValue {
+                    key: bad_key.into(),
+                    value: 1,
+                }],
             })
             .await;
-        let reason = if bad_key.is_empty() { "FIELD_REQUIRED" } else { "INTERACTIVE_KEY_INVALID" };
+        let reason = if bad_key.is_empty() {
+            "FIELD_REQUIRED"
+        } else {
+            "INTERACTIVE_KEY_INVALID"
+        };
         let error = expect_error(result, Code::InvalidArgument, reason);
-        assert_eq!(error.bad_request_fields(), vec!["kv_list[0].key"], "key {bad_key:?}");
+        assert_eq!(
+            error.bad_request_fields(),
+            vec!["kv_list[0].key"],
+            "key {bad_key:?}"
+        );
     }
 
     // None of these reached the platform, nor fetched a token.
@@ -156,10 +184,18 @@ async fn platform_limits_come_back_as_quota_failures() {
 
     // 87018: 128 pairs stored, the 129th distinct key is refused by the platform.
     let pairs: Vec<(String, String)> = (0..128).map(|i| (format!("k{i}"), "1".into())).collect();
-    let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    storage.set_user_storage(set_request(&pairs)).await.expect("128 pairs fit");
+    let pairs: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    storage
+        .set_user_storage(set_request(&pairs))
+        .await
+        .expect("128 pairs fit");
     let error = expect_error(
-        storage.set_user_storage(set_request(&[("one-more", "1")])).await,
+        storage
+            .set_user_storage(set_request(&[("one-more", "1")]))
+            .await,
         Code::ResourceExhausted,
         "TOO_MANY_KV_PAIRS",
     );
@@ -169,7 +205,9 @@ async fn platform_limits_come_back_as_quota_failures() {
     assert!(error.has_quota_failure());
 
     // 87017: the user's total size is over the platform's cap.
-    harness.sandbox_config(json!({"storage_total_cap_bytes": 2000})).await;
+    harness
+        .sandbox_config(json!({"storage_total_cap_bytes": 2000}))
+        .await;
     let big = "v".repeat(1000);
     let mut bobs = set_request(&[("big1", &big), ("big2", &big)]);
     bobs.openid = demo::MINIGAME_BOB_OPENID.into();
@@ -219,14 +257,19 @@ async fn every_documented_upstream_code_is_mapped() {
         (777, Code::Unknown, "UPSTREAM_UNKNOWN_CODE"),
     ];
     for (code, grpc_code, reason) in cases {
-        harness.fault(json!({"path": INTERACTIVE_PATH, "code": code})).await;
+        harness
+            .fault(json!({"path": INTERACTIVE_PATH, "code": code}))
+            .await;
         let error = expect_error(
             storage
                 .set_user_interactive_data(SetUserInteractiveDataRequest {
                     app_id: demo::MINIGAME_APPID.into(),
                     openid: demo::MINIGAME_ALICE_OPENID.into(),
                     session_key: demo::MINIGAME_ALICE_SESSION_KEY.into(),
-                    kv_list: vec![InteractiveValue { key: "7".into(), value: 1 }],
+                    kv_list: vec![InteractiveValue {
+                        key: "7".into(),
+                        value: 1,
+                    }],
                 })
                 .await,
             grpc_code,
@@ -251,7 +294,9 @@ async fn transport_faults_map_to_retryable_or_internal_statuses() {
     let harness = Harness::start().await;
     let mut storage = harness.storage();
 
-    harness.fault(json!({"path": SET_PATH, "http_status": 503})).await;
+    harness
+        .fault(json!({"path": SET_PATH, "http_status": 503}))
+        .await;
     let error = expect_error(
         storage.set_user_storage(set_request(&[("a", "1")])).await,
         Code::Unavailable,
@@ -260,14 +305,18 @@ async fn transport_faults_map_to_retryable_or_internal_statuses() {
     assert_eq!(error.metadata["http_status"], "503");
     assert!(error.retry_delay().is_some());
 
-    harness.fault(json!({"path": SET_PATH, "malformed": true})).await;
+    harness
+        .fault(json!({"path": SET_PATH, "malformed": true}))
+        .await;
     expect_error(
         storage.set_user_storage(set_request(&[("a", "1")])).await,
         Code::Internal,
         "UPSTREAM_MALFORMED_RESPONSE",
     );
 
-    harness.fault(json!({"path": SET_PATH, "drop_connection": true})).await;
+    harness
+        .fault(json!({"path": SET_PATH, "drop_connection": true}))
+        .await;
     let error = expect_error(
         storage.set_user_storage(set_request(&[("a", "1")])).await,
         Code::Unavailable,
@@ -276,7 +325,10 @@ async fn transport_faults_map_to_retryable_or_internal_statuses() {
     assert!(error.retry_delay().is_some());
 
     // And the platform still works afterwards.
-    storage.set_user_storage(set_request(&[("a", "1")])).await.expect("recovered");
+    storage
+        .set_user_storage(set_request(&[("a", "1")]))
+        .await
+        .expect("recovered");
 }
 
 #[tokio::test]
@@ -298,7 +350,10 @@ async fn an_app_gamegate_does_not_hold_is_refused_locally() {
 fn debug_output_redacts_session_keys() {
     let request = set_request(&[("a", "1")]);
     let printed = format!("{request:?}");
-    assert!(!printed.contains(demo::MINIGAME_ALICE_SESSION_KEY), "{printed}");
+    assert!(
+        !printed.contains(demo::MINIGAME_ALICE_SESSION_KEY),
+        "{printed}"
+    );
     assert!(printed.contains("<redacted>"));
     assert!(printed.contains(demo::MINIGAME_ALICE_OPENID));
 }

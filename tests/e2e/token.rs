@@ -27,7 +27,11 @@ fn request(key: &str) -> SetUserStorageRequest {
 async fn burst(harness: &Harness, calls: usize) {
     let results = join_all((0..calls).map(|i| {
         let mut storage = harness.storage();
-        async move { storage.set_user_storage(request(&format!("k{}", i % 100))).await }
+        async move {
+            storage
+                .set_user_storage(request(&format!("k{}", i % 100)))
+                .await
+        }
     }))
     .await;
     for result in results {
@@ -83,7 +87,11 @@ async fn a_refused_token_is_refreshed_once_and_the_call_retried_once() {
     burst(&harness, 20).await;
     assert_eq!(harness.get_token_calls(demo::MINIGAME_APPID).await, 2);
     let requests = harness.requests(SET_PATH).await;
-    assert_eq!(requests, 1 + 20 + 20, "each call of the burst was sent at most twice");
+    assert_eq!(
+        requests,
+        1 + 20 + 20,
+        "each call of the burst was sent at most twice"
+    );
 }
 
 #[tokio::test]
