@@ -34,12 +34,29 @@ pub struct Config {
     /// load with UNAVAILABLE rather than queueing without bound.
     #[serde(default = "default_max_concurrent_calls_per_connection")]
     pub max_concurrent_calls_per_connection: usize,
+    /// The game servers allowed to call gamegate. Empty: every caller may use
+    /// every app (the demo default; a warning is logged at start).
+    #[serde(default)]
+    pub callers: Vec<Caller>,
     /// QQ mini-game server API.
     #[serde(default)]
     pub qq_minigame: Option<MiniGamePlatform>,
     /// QQ Game OpenAPI v3.
     #[serde(default)]
     pub qq_openapi: Option<OpenApiPlatform>,
+}
+
+/// A game server allowed to call gamegate, and the apps it may use.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Caller {
+    /// A name for logs.
+    pub name: String,
+    /// The bearer token the caller sends as `authorization: Bearer <token>`.
+    pub token: SecretString,
+    /// The app ids it may use; empty means every configured app.
+    #[serde(default)]
+    pub apps: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -127,6 +144,7 @@ impl Config {
             listen,
             shutdown_grace_ms: default_shutdown_grace_ms(),
             max_concurrent_calls_per_connection: default_max_concurrent_calls_per_connection(),
+            callers: Vec::new(),
             qq_minigame: Some(MiniGamePlatform {
                 base_url: sandbox_url.to_string(),
                 budget_ms: default_minigame_budget_ms(),
@@ -189,6 +207,14 @@ impl Config {
                         "qq_openapi.apps.{appid}.appkey is empty"
                     )));
                 }
+            }
+        }
+        for caller in &self.callers {
+            if caller.token.expose_secret().len() < 16 {
+                return Err(ConfigError::Invalid(format!(
+                    "callers.{}.token must be at least 16 characters",
+                    caller.name
+                )));
             }
         }
         if self.max_concurrent_calls_per_connection == 0 {

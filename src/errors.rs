@@ -67,6 +67,10 @@ pub enum GatewayError {
         platform: &'static str,
         app_id: String,
     },
+    #[error("the call carries no valid caller token")]
+    CallerUnauthenticated,
+    #[error("caller {caller} may not use app {app_id}")]
+    AppNotAllowed { caller: String, app_id: String },
     #[error("platform {0} is not configured in gamegate")]
     PlatformNotConfigured(&'static str),
     #[error("{} did not answer {endpoint} within {} ms", platform_name(*.platform), .budget.as_millis())]
@@ -197,9 +201,9 @@ fn upstream_disposition(reason: ErrorReason) -> (Code, Extra) {
         }
         R::InteractiveKeyInvalid => (Code::InvalidArgument, Extra::BadRequest("kv_list")),
         R::AppidInvalid => (Code::InvalidArgument, Extra::BadRequest("app_id")),
-        R::OpenidInvalid => (Code::InvalidArgument, Extra::BadRequest("openid")),
-        R::OpenkeyInvalidLength => (Code::InvalidArgument, Extra::BadRequest("openkey")),
-        R::PfUnsupported => (Code::InvalidArgument, Extra::BadRequest("pf")),
+        R::OpenidInvalid => (Code::InvalidArgument, Extra::BadRequest("user.openid")),
+        R::OpenkeyInvalidLength => (Code::InvalidArgument, Extra::BadRequest("user.openkey")),
+        R::PfUnsupported => (Code::InvalidArgument, Extra::BadRequest("user.pf")),
         R::FieldRequired | R::FieldInvalid => (Code::InvalidArgument, Extra::None),
         R::SessionKeyInvalid | R::OpenkeyInvalid | R::AuthenticationFailed => {
             (Code::Unauthenticated, Extra::None)
@@ -227,6 +231,7 @@ fn upstream_disposition(reason: ErrorReason) -> (Code, Extra) {
         R::UpstreamTimeout => (Code::DeadlineExceeded, Extra::None),
         R::UpstreamHttpError => (Code::Unavailable, Extra::Retry(Duration::from_secs(1))),
         R::AppUnknown | R::AppNotAllowed => (Code::PermissionDenied, Extra::None),
+        R::CallerUnauthenticated => (Code::Unauthenticated, Extra::None),
         R::PlatformNotConfigured => (Code::FailedPrecondition, Extra::None),
         R::UpstreamUnknownCode | R::Unspecified => (Code::Unknown, Extra::None),
     }
@@ -241,6 +246,8 @@ impl GatewayError {
                 .map(|v| v.reason)
                 .unwrap_or(ErrorReason::FieldInvalid),
             GatewayError::AppUnknown { .. } => ErrorReason::AppUnknown,
+            GatewayError::CallerUnauthenticated => ErrorReason::CallerUnauthenticated,
+            GatewayError::AppNotAllowed { .. } => ErrorReason::AppNotAllowed,
             GatewayError::PlatformNotConfigured(_) => ErrorReason::PlatformNotConfigured,
             GatewayError::Timeout { .. } => ErrorReason::UpstreamTimeout,
             GatewayError::Unreachable { .. } => ErrorReason::UpstreamUnreachable,
@@ -275,6 +282,12 @@ impl GatewayError {
             GatewayError::AppUnknown { app_id, platform } => {
                 metadata.insert("app_id".into(), app_id.clone());
                 metadata.insert("platform".into(), (*platform).into());
+                (Code::PermissionDenied, GATEWAY_DOMAIN)
+            }
+            GatewayError::CallerUnauthenticated => (Code::Unauthenticated, GATEWAY_DOMAIN),
+            GatewayError::AppNotAllowed { caller, app_id } => {
+                metadata.insert("caller".into(), caller.clone());
+                metadata.insert("app_id".into(), app_id.clone());
                 (Code::PermissionDenied, GATEWAY_DOMAIN)
             }
             GatewayError::PlatformNotConfigured(platform) => {

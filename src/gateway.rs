@@ -23,6 +23,7 @@ use tonic::{
 };
 
 use crate::{
+    callers::{CallerRegistry, RegisteredCaller},
     errors::GatewayError,
     mapping,
     platform::Platforms,
@@ -40,12 +41,17 @@ pub struct Gateway {
 struct GatewayInner {
     routes: Arc<RouteTable>,
     platforms: Platforms,
+    callers: CallerRegistry,
 }
 
 impl Gateway {
-    pub fn new(routes: Arc<RouteTable>, platforms: Platforms) -> Self {
+    pub fn new(routes: Arc<RouteTable>, platforms: Platforms, callers: CallerRegistry) -> Self {
         Gateway {
-            inner: Arc::new(GatewayInner { routes, platforms }),
+            inner: Arc::new(GatewayInner {
+                routes,
+                platforms,
+                callers,
+            }),
         }
     }
 }
@@ -72,9 +78,7 @@ where
                     Status::unimplemented(format!("gamegate has no rpc {}", request.uri().path()));
                 return Ok(status.into_http());
             };
-            let codec = DynamicCodec {
-                input: route.method_descriptor.input(),
-            };
+            let codec = DynamicCodec::new(route.method_descriptor.input());
             let handler = RouteHandler { inner, route };
             Ok(Grpc::new(codec).unary(handler, request).await)
         })
@@ -96,11 +100,15 @@ impl UnaryService<DynamicMessage> for RouteHandler {
         Box::pin(async move {
             let started = Instant::now();
             let caller_timeout = grpc_timeout(request.metadata());
-            let message = request.into_inner();
-            match inner
-                .execute(&route, &message, started, caller_timeout)
-                .await
-            {
+            let outcome = match inner.callers.authenticate(request.metadata()) {
+                Ok(caller) => {
+                    inner
+                        .execute(&route, caller, request.get_ref(), started, caller_timeout)
+                        .await
+                }
+                Err(error) => Err(error),
+            };
+            match outcome {
                 Ok(answer) => {
                     tracing::debug!(
                         rpc = %route.grpc_path,
@@ -134,11 +142,18 @@ impl GatewayInner {
     async fn execute(
         &self,
         route: &Route,
+        caller: Option<&RegisteredCaller>,
         message: &DynamicMessage,
         started: Instant,
         caller_timeout: Option<Duration>,
     ) -> Result<DynamicMessage, GatewayError> {
         let request = mapping::build_request(route, message)?;
+        if let Some(caller) = caller.filter(|c| !c.may_use(&request.app_id)) {
+            return Err(GatewayError::AppNotAllowed {
+                caller: caller.name.clone(),
+                app_id: request.app_id.clone(),
+            });
+        }
         let budget = self.platforms.budget(route.platform)?;
         // Answer a little before the caller's own deadline, so that the caller
         // receives our DEADLINE_EXCEEDED with its details rather than a bare
@@ -203,9 +218,17 @@ pub fn grpc_timeout(metadata: &MetadataMap) -> Option<Duration> {
     })
 }
 
-/// Encodes and decodes the dynamic messages of one RPC.
-struct DynamicCodec {
-    input: MessageDescriptor,
+/// Encodes dynamic messages and decodes them as `decode`'s type: a server's
+/// codec decodes requests, a client's (tools, tests) decodes responses.
+#[derive(Clone)]
+pub struct DynamicCodec {
+    decode: MessageDescriptor,
+}
+
+impl DynamicCodec {
+    pub fn new(decode: MessageDescriptor) -> Self {
+        DynamicCodec { decode }
+    }
 }
 
 impl Codec for DynamicCodec {
@@ -220,12 +243,12 @@ impl Codec for DynamicCodec {
 
     fn decoder(&mut self) -> Self::Decoder {
         DynamicDecoder {
-            descriptor: self.input.clone(),
+            descriptor: self.decode.clone(),
         }
     }
 }
 
-struct DynamicEncoder;
+pub struct DynamicEncoder;
 
 impl Encoder for DynamicEncoder {
     type Item = DynamicMessage;
@@ -237,7 +260,7 @@ impl Encoder for DynamicEncoder {
     }
 }
 
-struct DynamicDecoder {
+pub struct DynamicDecoder {
     descriptor: MessageDescriptor,
 }
 

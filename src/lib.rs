@@ -8,6 +8,7 @@
 //! ([`errors`]).
 #![forbid(unsafe_code)]
 
+pub mod callers;
 pub mod config;
 pub mod errors;
 pub mod gateway;

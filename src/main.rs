@@ -129,9 +129,9 @@ fn print_demo_banner(addr: SocketAddr, sandbox_url: &str) {
 
 Try it with grpcurl (server reflection is on):
   grpcurl -plaintext {addr} list
-  grpcurl -plaintext -d '{{"app_id":"{mg_app}","openid":"{mg_openid}","session_key":"{mg_key}","kv_list":[{{"key":"score","value":"100"}}]}}' \
+  grpcurl -plaintext -d '{{"app_id":"{mg_app}","user":{{"openid":"{mg_openid}","session_key":"{mg_key}"}},"kv_list":[{{"key":"score","value":"100"}}]}}' \
     {addr} gamegate.v1.StorageService/SetUserStorage
-  grpcurl -plaintext -d '{{"app_id":"{oa_app}","openid":"{oa_openid}","openkey":"{oa_key}","version":"DAWANKA_DATA_VERSION_V2"}}' \
+  grpcurl -plaintext -d '{{"app_id":"{oa_app}","user":{{"openid":"{oa_openid}","openkey":"{oa_key}"}},"version":"DAWANKA_DATA_VERSION_V2"}}' \
     {addr} gamegate.v1.DawankaService/GetDawankaInfo
   grpcurl -plaintext {addr} grpc.health.v1.Health/Check
 

@@ -41,34 +41,53 @@ pub fn build_request(
         query: Vec::new(),
         body: Map::new(),
     };
-    for plan in &route.request.fields {
-        match plan.role {
+    collect_fields(route, &route.request, message, &mut request);
+    Ok(request)
+}
+
+/// Maps the fields of `message` (and of its flattened message fields) into
+/// `request`, by their declared roles and locations.
+fn collect_fields(
+    route: &Route,
+    plan: &MessagePlan,
+    message: &DynamicMessage,
+    request: &mut UpstreamRequest,
+) {
+    for field in &plan.fields {
+        if field.flatten {
+            if let (Value::Message(nested), Some(nested_plan)) =
+                (message.get_field(&field.field).as_ref(), &field.nested)
+            {
+                collect_fields(route, nested_plan, nested, request);
+            }
+            continue;
+        }
+        match field.role {
             FieldRole::AppId => {
-                request.app_id = string_of(message, plan);
+                request.app_id = string_of(message, field);
             }
             FieldRole::SessionKey => {
-                request.session_key = Some(SecretString::from(string_of(message, plan)));
+                request.session_key = Some(SecretString::from(string_of(message, field)));
             }
             FieldRole::Unspecified => {}
         }
-        let location = route.location_of(plan);
+        let location = route.location_of(field);
         if location == Location::None {
             continue;
         }
-        let Some(value) = field_to_json(plan, message) else {
+        let Some(value) = field_to_json(field, message) else {
             continue;
         };
         match location {
             Location::Query => request
                 .query
-                .push((plan.upstream_name.clone(), query_text(&value))),
+                .push((field.upstream_name.clone(), query_text(&value))),
             Location::Body => {
-                request.body.insert(plan.upstream_name.clone(), value);
+                request.body.insert(field.upstream_name.clone(), value);
             }
             Location::None => {}
         }
     }
-    Ok(request)
 }
 
 fn string_of(message: &DynamicMessage, plan: &FieldPlan) -> String {

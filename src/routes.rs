@@ -122,6 +122,8 @@ pub struct FieldPlan {
     pub enum_mapping: Option<Arc<EnumMapping>>,
     /// The field is a `google.protobuf.Timestamp` carried upstream as Unix seconds.
     pub is_timestamp: bool,
+    /// A message field whose own fields map as if they were the parent's.
+    pub flatten: bool,
 }
 
 /// How a whole message maps, field by field.
@@ -351,6 +353,7 @@ impl PlanCompiler<'_> {
             Kind::Enum(enumeration) => enum_mapping = Some(self.enumeration(&enumeration)),
             _ => {}
         }
+        let flatten = declared.flatten && nested.is_some();
         Ok(FieldPlan {
             upstream_name: if declared.name.is_empty() {
                 field.name().to_string()
@@ -365,6 +368,7 @@ impl PlanCompiler<'_> {
             nested,
             enum_mapping,
             is_timestamp,
+            flatten,
             field,
         })
     }

@@ -12,6 +12,7 @@ use tonic::service::Routes;
 use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::{
+    callers::CallerRegistry,
     config::Config,
     gateway::Gateway,
     platform::{Configured, MiniGameClient, OpenApiClient, Platforms, UpstreamHttp},
@@ -71,7 +72,11 @@ pub fn build_platforms(config: &Config) -> Result<Platforms, ServeError> {
 /// The gRPC routes of gamegate: gateway services, health, reflection.
 pub async fn build_routes(config: &Config) -> Result<(Routes, HealthReporter), ServeError> {
     let table = Arc::new(RouteTable::from_pool(&proto::DESCRIPTOR_POOL)?);
-    let gateway = Gateway::new(table.clone(), build_platforms(config)?);
+    let callers = CallerRegistry::new(&config.callers);
+    if callers.is_open() {
+        tracing::warn!("no callers are configured: any client may call gamegate with any app");
+    }
+    let gateway = Gateway::new(table.clone(), build_platforms(config)?, callers);
 
     let (health, health_service) = tonic_health::server::health_reporter();
     for service in table.services() {

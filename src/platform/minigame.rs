@@ -10,6 +10,7 @@ use serde_json::{Map, Value as Json};
 use tokio::time::Instant;
 
 use super::{
+    Apps,
     http::{OutgoingBody, UpstreamHttp, envelope_code, envelope_text, json_object},
     signing::{minigame_signature, openapi_encode},
 };
@@ -27,7 +28,7 @@ const TOKEN_PATH: &str = "/api/getToken";
 pub struct MiniGameClient {
     base_url: String,
     http: UpstreamHttp,
-    tokens: HashMap<String, Arc<TokenCache>>,
+    tokens: Apps<Arc<TokenCache>>,
 }
 
 impl MiniGameClient {
@@ -39,19 +40,17 @@ impl MiniGameClient {
         token_fetch_timeout: Duration,
     ) -> Self {
         let base_url = base_url.trim_end_matches('/').to_string();
-        let tokens = apps
-            .into_iter()
-            .map(|(appid, secret)| {
-                let source = TokenFetcher {
-                    base_url: base_url.clone(),
-                    http: http.clone(),
-                    appid: appid.clone(),
-                    secret,
-                    timeout: token_fetch_timeout,
-                };
-                (appid, TokenCache::new(source, token_fetch_timeout))
-            })
-            .collect();
+        let tokens = apps.into_iter().map(|(appid, secret)| {
+            let source = TokenFetcher {
+                base_url: base_url.clone(),
+                http: http.clone(),
+                appid: appid.clone(),
+                secret,
+                timeout: token_fetch_timeout,
+            };
+            (appid, TokenCache::new(source, token_fetch_timeout))
+        });
+        let tokens = Apps::new(PLATFORM, tokens);
         MiniGameClient {
             base_url,
             http,
@@ -65,13 +64,7 @@ impl MiniGameClient {
         request: &UpstreamRequest,
         deadline: Instant,
     ) -> Result<Map<String, Json>, GatewayError> {
-        let tokens = self
-            .tokens
-            .get(&request.app_id)
-            .ok_or_else(|| GatewayError::AppUnknown {
-                platform: errors::platform_name(PLATFORM),
-                app_id: request.app_id.clone(),
-            })?;
+        let tokens = self.tokens.get(&request.app_id)?;
         // Serialize once, sign these bytes, send these bytes.
         let body =
             Bytes::from(serde_json::to_vec(&request.body).expect("a json map always serializes"));

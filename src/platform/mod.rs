@@ -6,7 +6,7 @@ pub mod minigame;
 pub mod openapi;
 pub mod signing;
 
-use std::time::Duration;
+use std::{collections::HashMap, time::Duration};
 
 use rand::Rng;
 use serde_json::{Map, Value as Json};
@@ -21,6 +21,32 @@ use crate::{
 };
 
 pub use self::{http::UpstreamHttp, minigame::MiniGameClient, openapi::OpenApiClient};
+
+/// What gamegate holds for each app of one platform (secrets, token caches),
+/// by app id.
+pub struct Apps<T> {
+    platform: Platform,
+    by_id: HashMap<String, T>,
+}
+
+impl<T> Apps<T> {
+    pub fn new(platform: Platform, apps: impl IntoIterator<Item = (String, T)>) -> Self {
+        Apps {
+            platform,
+            by_id: apps.into_iter().collect(),
+        }
+    }
+
+    /// The app a request names, or `APP_UNKNOWN`.
+    pub fn get(&self, app_id: &str) -> Result<&T, GatewayError> {
+        self.by_id
+            .get(app_id)
+            .ok_or_else(|| GatewayError::AppUnknown {
+                platform: platform_name(self.platform),
+                app_id: app_id.to_string(),
+            })
+    }
+}
 
 /// A configured platform client and the longest it may take to answer.
 pub struct Configured<C> {

@@ -1,14 +1,13 @@
 //! QQ Game OpenAPI v3 (`openapi.minigame.qq.com`, seed 001): public parameters,
 //! the HMAC-SHA1 `sig` keyed by the app's appkey, and the `ret`/`msg` envelope.
 
-use std::collections::HashMap;
-
 use bytes::Bytes;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value as Json};
 use tokio::time::Instant;
 
 use super::{
+    Apps,
     http::{OutgoingBody, UpstreamHttp, envelope_code, envelope_text, json_object},
     signing::{openapi_encode, openapi_signature},
 };
@@ -24,7 +23,7 @@ const PLATFORM: Platform = Platform::QqOpenapi;
 pub struct OpenApiClient {
     base_url: String,
     http: UpstreamHttp,
-    appkeys: HashMap<String, SecretString>,
+    appkeys: Apps<SecretString>,
 }
 
 impl OpenApiClient {
@@ -37,7 +36,7 @@ impl OpenApiClient {
         OpenApiClient {
             base_url: base_url.trim_end_matches('/').to_string(),
             http,
-            appkeys: apps.into_iter().collect(),
+            appkeys: Apps::new(PLATFORM, apps),
         }
     }
 
@@ -47,13 +46,7 @@ impl OpenApiClient {
         request: &UpstreamRequest,
         deadline: Instant,
     ) -> Result<Map<String, Json>, GatewayError> {
-        let appkey = self
-            .appkeys
-            .get(&request.app_id)
-            .ok_or_else(|| GatewayError::AppUnknown {
-                platform: errors::platform_name(PLATFORM),
-                app_id: request.app_id.clone(),
-            })?;
+        let appkey = self.appkeys.get(&request.app_id)?;
         let mut params = request.query.clone();
         if !params.iter().any(|(name, _)| name == "format") {
             params.push(("format".into(), "json".into()));

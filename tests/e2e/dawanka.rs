@@ -1,7 +1,7 @@
 //! DawankaService end to end against the sandbox's OpenAPI v3 emulation.
 
 use gamegate::proto::{
-    DawankaDataVersion, DawankaLevel, GetDawankaInfoRequest, ReportDawankaPayRequest,
+    DawankaDataVersion, DawankaLevel, GetDawankaInfoRequest, QqGameUser, ReportDawankaPayRequest,
 };
 use serde_json::json;
 use tonic::Code;
@@ -14,10 +14,12 @@ const REPORT_PATH: &str = "/v3/user/report_dawanka_pay";
 fn info_request(openid: &str, openkey: &str, version: DawankaDataVersion) -> GetDawankaInfoRequest {
     GetDawankaInfoRequest {
         app_id: demo::OPENAPI_APPID.into(),
-        openid: openid.into(),
-        openkey: openkey.into(),
-        pf: String::new(),
-        userip: "203.0.113.7".into(),
+        user: Some(QqGameUser {
+            openid: openid.into(),
+            openkey: openkey.into(),
+            pf: String::new(),
+            userip: "203.0.113.7".into(),
+        }),
         version: version as i32,
     }
 }
@@ -25,10 +27,12 @@ fn info_request(openid: &str, openkey: &str, version: DawankaDataVersion) -> Get
 fn report_request(openid: &str, openkey: &str) -> ReportDawankaPayRequest {
     ReportDawankaPayRequest {
         app_id: demo::OPENAPI_APPID.into(),
-        openid: openid.into(),
-        openkey: openkey.into(),
-        pf: "qqgame".into(),
-        userip: String::new(),
+        user: Some(QqGameUser {
+            openid: openid.into(),
+            openkey: openkey.into(),
+            pf: "qqgame".into(),
+            userip: String::new(),
+        }),
     }
 }
 
@@ -152,7 +156,7 @@ async fn formats_are_checked_before_the_platform_is_called() {
                 &demo::OPENAPI_SUPER_OPENKEY[..31],
             ),
             "OPENKEY_INVALID_LENGTH",
-            "openkey",
+            "user.openkey",
         ),
         (
             report_request(
@@ -160,15 +164,17 @@ async fn formats_are_checked_before_the_platform_is_called() {
                 demo::OPENAPI_SUPER_OPENKEY,
             ),
             "OPENID_INVALID",
-            "openid",
+            "user.openid",
         ),
         (
-            ReportDawankaPayRequest {
-                pf: "qzone".into(),
-                ..report_request(demo::OPENAPI_SUPER_OPENID, demo::OPENAPI_SUPER_OPENKEY)
+            {
+                let mut request =
+                    report_request(demo::OPENAPI_SUPER_OPENID, demo::OPENAPI_SUPER_OPENKEY);
+                request.user.as_mut().unwrap().pf = "qzone".into();
+                request
             },
             "PF_UNSUPPORTED",
-            "pf",
+            "user.pf",
         ),
         (
             ReportDawankaPayRequest {

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use gamegate::proto::{DawankaDataVersion, GetDawankaInfoRequest};
+use gamegate::proto::{DawankaDataVersion, GetDawankaInfoRequest, QqGameUser};
 use serde_json::json;
 use tonic::Code;
 
@@ -13,10 +13,12 @@ const INFO_PATH: &str = "/v3/user/get_dawanka_info";
 fn info_request() -> GetDawankaInfoRequest {
     GetDawankaInfoRequest {
         app_id: demo::OPENAPI_APPID.into(),
-        openid: demo::OPENAPI_SUPER_OPENID.into(),
-        openkey: demo::OPENAPI_SUPER_OPENKEY.into(),
+        user: Some(QqGameUser {
+            openid: demo::OPENAPI_SUPER_OPENID.into(),
+            openkey: demo::OPENAPI_SUPER_OPENKEY.into(),
+            ..Default::default()
+        }),
         version: DawankaDataVersion::V2 as i32,
-        ..Default::default()
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use gamegate::proto::{DawankaDataVersion, GetDawankaInfoRequest};
+use gamegate::proto::{DawankaDataVersion, GetDawankaInfoRequest, QqGameUser};
 use serde_json::json;
 use tokio_stream::StreamExt;
 use tonic::Code;
@@ -120,10 +120,12 @@ async fn shutdown_drains_in_flight_calls() {
         dawanka
             .get_dawanka_info(GetDawankaInfoRequest {
                 app_id: demo::OPENAPI_APPID.into(),
-                openid: demo::OPENAPI_SUPER_OPENID.into(),
-                openkey: demo::OPENAPI_SUPER_OPENKEY.into(),
+                user: Some(QqGameUser {
+                    openid: demo::OPENAPI_SUPER_OPENID.into(),
+                    openkey: demo::OPENAPI_SUPER_OPENKEY.into(),
+                    ..Default::default()
+                }),
                 version: DawankaDataVersion::V2 as i32,
-                ..Default::default()
             })
             .await
     });

@@ -1,9 +1,11 @@
 //! End-to-end tests: the generated Rust client -> a real gamegate -> a real
 //! sandbox, each on an ephemeral loopback port.
 
+mod callers;
 mod common;
 mod dawanka;
 mod deadline;
 mod health_reflection;
+mod readme;
 mod storage;
 mod token;

@@ -2,8 +2,8 @@
 //! and every documented upstream code.
 
 use gamegate::proto::{
-    InteractiveValue, KeyValue, RemoveUserStorageRequest, SetUserInteractiveDataRequest,
-    SetUserStorageRequest,
+    InteractiveValue, KeyValue, MiniGameUser, RemoveUserStorageRequest,
+    SetUserInteractiveDataRequest, SetUserStorageRequest,
 };
 use serde_json::json;
 use tonic::Code;
@@ -16,8 +16,10 @@ const INTERACTIVE_PATH: &str = "/api/setuserinteractivedata";
 fn set_request(pairs: &[(&str, &str)]) -> SetUserStorageRequest {
     SetUserStorageRequest {
         app_id: demo::MINIGAME_APPID.into(),
-        openid: demo::MINIGAME_ALICE_OPENID.into(),
-        session_key: demo::MINIGAME_ALICE_SESSION_KEY.into(),
+        user: Some(MiniGameUser {
+            openid: demo::MINIGAME_ALICE_OPENID.into(),
+            session_key: demo::MINIGAME_ALICE_SESSION_KEY.into(),
+        }),
         kv_list: pairs
             .iter()
             .map(|(key, value)| KeyValue {
@@ -51,8 +53,10 @@ async fn set_then_remove_user_storage() {
     storage
         .remove_user_storage(RemoveUserStorageRequest {
             app_id: demo::MINIGAME_APPID.into(),
-            openid: demo::MINIGAME_ALICE_OPENID.into(),
-            session_key: demo::MINIGAME_ALICE_SESSION_KEY.into(),
+            user: Some(MiniGameUser {
+                openid: demo::MINIGAME_ALICE_OPENID.into(),
+                session_key: demo::MINIGAME_ALICE_SESSION_KEY.into(),
+            }),
             keys: vec!["gold".into(), "score".into()],
         })
         .await
@@ -72,8 +76,10 @@ async fn set_user_interactive_data() {
         .storage()
         .set_user_interactive_data(SetUserInteractiveDataRequest {
             app_id: demo::MINIGAME_APPID.into(),
-            openid: demo::MINIGAME_BOB_OPENID.into(),
-            session_key: demo::MINIGAME_BOB_SESSION_KEY.into(),
+            user: Some(MiniGameUser {
+                openid: demo::MINIGAME_BOB_OPENID.into(),
+                session_key: demo::MINIGAME_BOB_SESSION_KEY.into(),
+            }),
             kv_list: vec![
                 InteractiveValue {
                     key: "1".into(),
@@ -138,20 +144,31 @@ async fn documented_limits_are_checked_before_the_platform_is_called() {
     assert_eq!(error.bad_request_fields(), vec!["kv_list"]);
 
     let mut no_session = set_request(&[("score", "1")]);
-    no_session.session_key.clear();
+    no_session.user.as_mut().unwrap().session_key.clear();
     let error = expect_error(
         storage.set_user_storage(no_session).await,
         Code::InvalidArgument,
         "FIELD_REQUIRED",
     );
-    assert_eq!(error.bad_request_fields(), vec!["session_key"]);
+    assert_eq!(error.bad_request_fields(), vec!["user.session_key"]);
+
+    let mut no_user = set_request(&[("score", "1")]);
+    no_user.user = None;
+    let error = expect_error(
+        storage.set_user_storage(no_user).await,
+        Code::InvalidArgument,
+        "FIELD_REQUIRED",
+    );
+    assert_eq!(error.bad_request_fields(), vec!["user"]);
 
     for bad_key in ["0", "51", "abc", ""] {
         let result = storage
             .set_user_interactive_data(SetUserInteractiveDataRequest {
                 app_id: demo::MINIGAME_APPID.into(),
-                openid: demo::MINIGAME_BOB_OPENID.into(),
-                session_key: demo::MINIGAME_BOB_SESSION_KEY.into(),
+                user: Some(MiniGameUser {
+                    openid: demo::MINIGAME_BOB_OPENID.into(),
+                    session_key: demo::MINIGAME_BOB_SESSION_KEY.into(),
+                }),
                 kv_list: vec![InteractiveValue {
                     key: bad_key.into(),
                     value: 1,
@@ -210,8 +227,10 @@ async fn platform_limits_come_back_as_quota_failures() {
         .await;
     let big = "v".repeat(1000);
     let mut bobs = set_request(&[("big1", &big), ("big2", &big)]);
-    bobs.openid = demo::MINIGAME_BOB_OPENID.into();
-    bobs.session_key = demo::MINIGAME_BOB_SESSION_KEY.into();
+    bobs.user = Some(MiniGameUser {
+        openid: demo::MINIGAME_BOB_OPENID.into(),
+        session_key: demo::MINIGAME_BOB_SESSION_KEY.into(),
+    });
     let error = expect_error(
         storage.set_user_storage(bobs).await,
         Code::ResourceExhausted,
@@ -225,7 +244,7 @@ async fn platform_limits_come_back_as_quota_failures() {
 async fn a_wrong_session_key_is_unauthenticated() {
     let harness = Harness::start().await;
     let mut request = set_request(&[("score", "1")]);
-    request.session_key = demo::MINIGAME_BOB_SESSION_KEY.into();
+    request.user.as_mut().unwrap().session_key = demo::MINIGAME_BOB_SESSION_KEY.into();
     let error = expect_error(
         harness.storage().set_user_storage(request).await,
         Code::Unauthenticated,
@@ -264,8 +283,10 @@ async fn every_documented_upstream_code_is_mapped() {
             storage
                 .set_user_interactive_data(SetUserInteractiveDataRequest {
                     app_id: demo::MINIGAME_APPID.into(),
-                    openid: demo::MINIGAME_ALICE_OPENID.into(),
-                    session_key: demo::MINIGAME_ALICE_SESSION_KEY.into(),
+                    user: Some(MiniGameUser {
+                        openid: demo::MINIGAME_ALICE_OPENID.into(),
+                        session_key: demo::MINIGAME_ALICE_SESSION_KEY.into(),
+                    }),
                     kv_list: vec![InteractiveValue {
                         key: "7".into(),
                         value: 1,

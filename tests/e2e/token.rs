@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use futures::future::join_all;
-use gamegate::proto::{KeyValue, SetUserStorageRequest};
+use gamegate::proto::{KeyValue, MiniGameUser, SetUserStorageRequest};
 use serde_json::json;
 use tonic::Code;
 
@@ -15,8 +15,10 @@ const SET_PATH: &str = "/api/openDataContext/set_user_storage";
 fn request(key: &str) -> SetUserStorageRequest {
     SetUserStorageRequest {
         app_id: demo::MINIGAME_APPID.into(),
-        openid: demo::MINIGAME_ALICE_OPENID.into(),
-        session_key: demo::MINIGAME_ALICE_SESSION_KEY.into(),
+        user: Some(MiniGameUser {
+            openid: demo::MINIGAME_ALICE_OPENID.into(),
+            session_key: demo::MINIGAME_ALICE_SESSION_KEY.into(),
+        }),
         kv_list: vec![KeyValue {
             key: key.into(),
             value: "1".into(),

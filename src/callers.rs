@@ -1,0 +1,74 @@
+//! Caller authentication: which game servers may call gamegate, and with which
+//! apps. Callers send `authorization: Bearer <token>`; tokens are kept only as
+//! SHA-256 digests, so neither memory dumps of the registry nor timing of the
+//! comparison reveal them.
+
+use std::collections::HashSet;
+
+use secrecy::ExposeSecret;
+use sha2::{Digest, Sha256};
+use tonic::metadata::MetadataMap;
+
+use crate::{config::Caller, errors::GatewayError};
+
+pub struct CallerRegistry {
+    callers: Vec<RegisteredCaller>,
+}
+
+pub struct RegisteredCaller {
+    pub name: String,
+    token_digest: [u8; 32],
+    /// `None`: every app.
+    apps: Option<HashSet<String>>,
+}
+
+impl RegisteredCaller {
+    pub fn may_use(&self, app_id: &str) -> bool {
+        self.apps.as_ref().is_none_or(|apps| apps.contains(app_id))
+    }
+}
+
+fn digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+impl CallerRegistry {
+    pub fn new(callers: &[Caller]) -> Self {
+        CallerRegistry {
+            callers: callers
+                .iter()
+                .map(|caller| RegisteredCaller {
+                    name: caller.name.clone(),
+                    token_digest: digest(caller.token.expose_secret()),
+                    apps: (!caller.apps.is_empty()).then(|| caller.apps.iter().cloned().collect()),
+                })
+                .collect(),
+        }
+    }
+
+    /// True when no caller is configured: everyone may call, with any app.
+    pub fn is_open(&self) -> bool {
+        self.callers.is_empty()
+    }
+
+    /// The caller of a request; `Ok(None)` when the registry is open.
+    pub fn authenticate(
+        &self,
+        metadata: &MetadataMap,
+    ) -> Result<Option<&RegisteredCaller>, GatewayError> {
+        if self.is_open() {
+            return Ok(None);
+        }
+        let token = metadata
+            .get("authorization")
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .ok_or(GatewayError::CallerUnauthenticated)?;
+        let presented = digest(token.trim());
+        self.callers
+            .iter()
+            .find(|caller| caller.token_digest == presented)
+            .map(Some)
+            .ok_or(GatewayError::CallerUnauthenticated)
+    }
+}
