@@ -7,5 +7,6 @@ mod dawanka;
 mod deadline;
 mod health_reflection;
 mod readme;
+mod secrets;
 mod storage;
 mod token;
