@@ -99,7 +99,7 @@ pub enum GatewayError {
         endpoint: String,
         detail: String,
     },
-    #[error("{} answered code {} on {}", platform_name(.0.platform), .0.code, .0.endpoint)]
+    #[error("{} answered code {} on {}: {}", platform_name(.0.platform), .0.code, .0.endpoint, .0.message)]
     Upstream(UpstreamError),
 }
 

@@ -69,8 +69,11 @@ pub fn build_platforms(config: &Config) -> Result<Platforms, ServeError> {
     Ok(Platforms::new(minigame, openapi))
 }
 
-/// The gRPC routes of gamegate: gateway services, health, reflection.
-pub async fn build_routes(config: &Config) -> Result<(Routes, HealthReporter), ServeError> {
+/// The gRPC routes of gamegate (gateway services, health, reflection), the
+/// health reporter and the names of the gateway services it reports on.
+pub async fn build_routes(
+    config: &Config,
+) -> Result<(Routes, HealthReporter, Vec<String>), ServeError> {
     let table = Arc::new(RouteTable::from_pool(&proto::DESCRIPTOR_POOL)?);
     let callers = CallerRegistry::new(&config.callers);
     if callers.is_open() {
@@ -102,7 +105,7 @@ pub async fn build_routes(config: &Config) -> Result<(Routes, HealthReporter), S
     for service in table.services() {
         router = router.route_service(&format!("/{service}/{{*rpc}}"), gateway.clone());
     }
-    Ok((Routes::from(router), health))
+    Ok((Routes::from(router), health, table.services().to_vec()))
 }
 
 /// Serves on `listener` until `shutdown` resolves, then drains in-flight calls
@@ -112,16 +115,18 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let (routes, health) = build_routes(config).await?;
+    let (routes, health, services) = build_routes(config).await?;
     let grace = config.shutdown_grace();
     let (draining_tx, draining_rx) = oneshot::channel::<()>();
     let announce = async move {
         shutdown.await;
         tracing::info!("shutting down: no new calls, draining in-flight ones");
         // Tell meshes first, so that they stop routing here.
-        health
-            .set_service_status("", ServingStatus::NotServing)
-            .await;
+        for service in services.iter().map(String::as_str).chain([""]) {
+            health
+                .set_service_status(service, ServingStatus::NotServing)
+                .await;
+        }
         let _ = draining_tx.send(());
     };
     let server = tonic::transport::Server::builder()
