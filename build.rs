@@ -4,15 +4,25 @@
 
 use std::{env, fs, path::PathBuf};
 
-const PROTO_FILES: &[&str] = &[
-    "gamegate/v1/options.proto",
-    "gamegate/v1/common.proto",
-    "gamegate/v1/storage.proto",
-    "gamegate/v1/dawanka.proto",
+/// Vendored imports that reflection must be able to describe (error details).
+const VENDORED_FILES: &[&str] = &[
     "google/rpc/status.proto",
     "google/rpc/error_details.proto",
     "google/rpc/code.proto",
 ];
+
+/// Every `.proto` of `proto/gamegate/v1/`, relative to `proto/`.
+fn gamegate_files() -> Result<Vec<String>, Box<dyn std::error::Error>> {
+    let mut files = Vec::new();
+    for entry in fs::read_dir("proto/gamegate/v1")? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".proto") {
+            files.push(format!("gamegate/v1/{name}"));
+        }
+    }
+    files.sort();
+    Ok(files)
+}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
@@ -20,7 +30,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let mut compiler = protox::Compiler::new(["proto", "proto/vendor"])?;
     compiler.include_imports(true).include_source_info(true);
-    compiler.open_files(PROTO_FILES)?;
+    compiler.open_files(gamegate_files()?)?;
+    compiler.open_files(VENDORED_FILES)?;
 
     // Only this encoding keeps the custom options (route, upstream field rules)
     // that the gateway reads at run time.
