@@ -18,6 +18,8 @@ pub struct UpstreamRequest {
     pub app_id: String,
     /// The user's session key (QQ mini-game signature key), never sent.
     pub session_key: Option<SecretString>,
+    /// The user's openid (MSDK carries it in the URL query too).
+    pub openid: String,
     /// Query parameters, in declaration order.
     pub query: Vec<(String, String)>,
     /// Members of the JSON body.
@@ -38,6 +40,7 @@ pub fn build_request(
     let mut request = UpstreamRequest {
         app_id: String::new(),
         session_key: None,
+        openid: String::new(),
         query: Vec::new(),
         body: Map::new(),
     };
@@ -69,7 +72,10 @@ fn collect_fields(
             FieldRole::SessionKey => {
                 request.session_key = Some(SecretString::from(string_of(message, field)));
             }
-            FieldRole::Unspecified => {}
+            FieldRole::Openid => {
+                request.openid = string_of(message, field);
+            }
+            FieldRole::Unspecified | FieldRole::ServedFromCache => {}
         }
         let location = route.location_of(field);
         if location == Location::None {
