@@ -44,6 +44,39 @@ pub struct Config {
     /// QQ Game OpenAPI v3.
     #[serde(default)]
     pub qq_openapi: Option<OpenApiPlatform>,
+    /// MSDK backend.
+    #[serde(default)]
+    pub msdk: Option<MsdkPlatform>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MsdkPlatform {
+    /// `http://msdk.qq.com` (or `https://ssl.msdk.qq.com`) in production,
+    /// `http://msdktest.qq.com` for tests.
+    pub base_url: String,
+    /// The platform answers within 3100 ms.
+    #[serde(default = "default_msdk_budget_ms")]
+    pub budget_ms: u64,
+    /// appid (Mobile QQ, WeChat, or a guest `G_` appid) -> app.
+    #[serde(default)]
+    pub apps: BTreeMap<String, MsdkApp>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MsdkApp {
+    /// The msdkkey: `sig = md5(msdkkey + timestamp)` with `encode=2`.
+    pub msdkkey: SecretString,
+    /// The appkey, needed only with `encode = 1` (discouraged by the platform).
+    #[serde(default)]
+    pub appkey: Option<SecretString>,
+    /// 2 (msdkkey, the default) or 1 (appkey).
+    #[serde(default = "default_msdk_encode")]
+    pub encode: u8,
+    /// Encrypt bodies both ways with msdktea.
+    #[serde(default)]
+    pub encrypt: bool,
 }
 
 /// A game server allowed to call gamegate, and the apps it may use.
@@ -114,6 +147,12 @@ fn default_minigame_budget_ms() -> u64 {
 fn default_openapi_budget_ms() -> u64 {
     3_000
 }
+fn default_msdk_budget_ms() -> u64 {
+    3_100
+}
+fn default_msdk_encode() -> u8 {
+    2
+}
 
 impl Config {
     /// Reads `path` (if given) and then the environment, which wins.
@@ -165,6 +204,7 @@ impl Config {
                     },
                 )]),
             }),
+            msdk: None,
         }
     }
 
@@ -206,6 +246,31 @@ impl Config {
                     return Err(ConfigError::Invalid(format!(
                         "qq_openapi.apps.{appid}.appkey is empty"
                     )));
+                }
+            }
+        }
+        if let Some(platform) = &self.msdk {
+            check_url("msdk", &platform.base_url)?;
+            check_budget("msdk", platform.budget_ms)?;
+            for (appid, app) in &platform.apps {
+                if app.msdkkey.expose_secret().is_empty() {
+                    return Err(ConfigError::Invalid(format!(
+                        "msdk.apps.{appid}.msdkkey is empty"
+                    )));
+                }
+                match (app.encode, &app.appkey) {
+                    (2, _) => {}
+                    (1, Some(appkey)) if !appkey.expose_secret().is_empty() => {}
+                    (1, _) => {
+                        return Err(ConfigError::Invalid(format!(
+                            "msdk.apps.{appid}: encode = 1 needs an appkey"
+                        )));
+                    }
+                    (other, _) => {
+                        return Err(ConfigError::Invalid(format!(
+                            "msdk.apps.{appid}.encode is {other}; it must be 1 or 2"
+                        )));
+                    }
                 }
             }
         }

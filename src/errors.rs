@@ -110,14 +110,27 @@ fn first_description(violations: &[Violation]) -> String {
         .unwrap_or_default()
 }
 
-/// One row of a platform's error table.
+/// One row of a platform's error table: a code, or a range of codes.
 pub struct CodeRow {
-    pub code: i64,
+    pub first: i64,
+    pub last: i64,
     pub reason: ErrorReason,
 }
 
 const fn row(code: i64, reason: ErrorReason) -> CodeRow {
-    CodeRow { code, reason }
+    CodeRow {
+        first: code,
+        last: code,
+        reason,
+    }
+}
+
+const fn range(first: i64, last: i64, reason: ErrorReason) -> CodeRow {
+    CodeRow {
+        first,
+        last,
+        reason,
+    }
 }
 
 /// QQ mini-game server API (seed 000) and its getToken interface.
@@ -167,6 +180,25 @@ pub const QQ_OPENAPI_CODES: &[CodeRow] = &[
     row(2000030, ErrorReason::UpstreamBusy),
 ];
 
+/// MSDK (seed 002 refers to an error table it does not include; the codes of
+/// the public MSDK documentation, `ERRORS.md`). `-10000`/`-20000` and `err_type`
+/// are resolved in [`classify_msdk`].
+pub const MSDK_CODES: &[CodeRow] = &[
+    row(-1, ErrorReason::UpstreamBusy),
+    row(1, ErrorReason::MsdkEmptyResult),
+    row(-303, ErrorReason::MsdkNoPermission),
+    row(-304, ErrorReason::MsdkRequestRejected),
+    row(-501, ErrorReason::MsdkRequestRejected),
+    row(-502, ErrorReason::SignatureRejected),
+    row(-503, ErrorReason::UpstreamRateLimited),
+    row(-504, ErrorReason::MsdkNoPermission),
+    row(-505, ErrorReason::MsdkRequestRejected),
+    row(-506, ErrorReason::MsdkRequestRejected),
+    row(-901, ErrorReason::GuestNotAllowed),
+    range(-1999, -1000, ErrorReason::MsdkClientError),
+    range(-9999, -2000, ErrorReason::MsdkServerError),
+];
+
 /// The reason of an upstream code: the route's own overrides first, then the
 /// platform's table; codes nobody knows are `UPSTREAM_UNKNOWN_CODE`.
 pub fn classify(
@@ -177,8 +209,51 @@ pub fn classify(
     overrides
         .get(&code)
         .copied()
-        .or_else(|| table.iter().find(|r| r.code == code).map(|r| r.reason))
+        .or_else(|| lookup(table, code))
         .unwrap_or(ErrorReason::UpstreamUnknownCode)
+}
+
+fn lookup(table: &[CodeRow], code: i64) -> Option<ErrorReason> {
+    table
+        .iter()
+        .find(|r| (r.first..=r.last).contains(&code))
+        .map(|r| r.reason)
+}
+
+/// What an MSDK `err_type` tells the caller to do.
+fn msdk_err_type_reason(err_type: Option<i64>) -> Option<ErrorReason> {
+    match err_type? {
+        1 => Some(ErrorReason::UpstreamBusy),
+        2 => Some(ErrorReason::UserReauthRequired),
+        3 => Some(ErrorReason::UserTokenInvalid),
+        _ => None,
+    }
+}
+
+/// The reason of an MSDK answer: route overrides; the platform code inside
+/// `-10000` (Mobile QQ) and `-20000` (WeChat) answers; the table; `err_type`.
+pub fn classify_msdk(
+    overrides: &HashMap<i64, ErrorReason>,
+    ret: i64,
+    plat_code: Option<i64>,
+    err_type: Option<i64>,
+) -> ErrorReason {
+    if let Some(reason) = overrides.get(&ret) {
+        return *reason;
+    }
+    match ret {
+        -10000 => match plat_code {
+            Some(-73) => ErrorReason::UserReauthRequired,
+            _ => msdk_err_type_reason(err_type).unwrap_or(ErrorReason::QqPlatformError),
+        },
+        -20000 => match plat_code {
+            Some(40001 | 40014 | 41001 | 42001) => ErrorReason::UserTokenInvalid,
+            _ => msdk_err_type_reason(err_type).unwrap_or(ErrorReason::WechatPlatformError),
+        },
+        _ => lookup(MSDK_CODES, ret)
+            .or_else(|| msdk_err_type_reason(err_type))
+            .unwrap_or(ErrorReason::UpstreamUnknownCode),
+    }
 }
 
 /// The extra detail a reason carries besides ErrorInfo.
@@ -205,9 +280,18 @@ fn upstream_disposition(reason: ErrorReason) -> (Code, Extra) {
         R::OpenkeyInvalidLength => (Code::InvalidArgument, Extra::BadRequest("user.openkey")),
         R::PfUnsupported => (Code::InvalidArgument, Extra::BadRequest("user.pf")),
         R::FieldRequired | R::FieldInvalid => (Code::InvalidArgument, Extra::None),
-        R::SessionKeyInvalid | R::OpenkeyInvalid | R::AuthenticationFailed => {
-            (Code::Unauthenticated, Extra::None)
-        }
+        R::SessionKeyInvalid
+        | R::OpenkeyInvalid
+        | R::AuthenticationFailed
+        | R::UserReauthRequired
+        | R::UserTokenInvalid => (Code::Unauthenticated, Extra::None),
+        R::MsdkNoPermission => (Code::FailedPrecondition, Extra::None),
+        R::GuestNotAllowed => (Code::PermissionDenied, Extra::None),
+        R::MsdkEmptyResult => (Code::NotFound, Extra::None),
+        R::MsdkRequestRejected => (Code::Internal, Extra::None),
+        R::MsdkClientError => (Code::InvalidArgument, Extra::None),
+        R::MsdkServerError => (Code::Unavailable, Extra::Retry(Duration::from_secs(1))),
+        R::QqPlatformError | R::WechatPlatformError => (Code::Unknown, Extra::None),
         R::StorageFull | R::TooManyKvPairs => {
             (Code::ResourceExhausted, Extra::Quota { retry: None })
         }
@@ -262,7 +346,10 @@ impl GatewayError {
         match self {
             GatewayError::Unreachable { .. } => true,
             GatewayError::HttpStatus { status, .. } => *status >= 500,
-            GatewayError::Upstream(upstream) => upstream.reason == ErrorReason::UpstreamBusy,
+            GatewayError::Upstream(upstream) => matches!(
+                upstream.reason,
+                ErrorReason::UpstreamBusy | ErrorReason::MsdkServerError
+            ),
             _ => false,
         }
     }

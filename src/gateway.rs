@@ -22,10 +22,13 @@ use tonic::{
     server::{Grpc, UnaryService},
 };
 
+use futures::{StreamExt, TryStreamExt};
+use serde_json::{Map, Value as Json};
+
 use crate::{
     callers::{CallerRegistry, RegisteredCaller},
     errors::GatewayError,
-    mapping,
+    mapping::{self, UpstreamRequest},
     platform::Platforms,
     routes::{Route, RouteTable},
 };
@@ -42,6 +45,48 @@ struct GatewayInner {
     routes: Arc<RouteTable>,
     platforms: Platforms,
     callers: CallerRegistry,
+    /// The last good answers of routes that serve them when the platform's
+    /// answer is degraded, by route, app and request fingerprint.
+    last_good_answers: moka::sync::Cache<String, Arc<Map<String, Json>>>,
+}
+
+/// The member by which MSDK marks a degraded answer ("1": data partly lost).
+const LOST_MARKER: &str = "is_lost";
+
+/// Upstream calls of one fanned-out request that run at once.
+const FAN_OUT_PARALLELISM: usize = 4;
+
+fn is_lost(answer: &Map<String, Json>) -> bool {
+    match answer.get(LOST_MARKER) {
+        Some(Json::String(s)) => s.trim() == "1" || s.trim() == "true",
+        Some(Json::Number(n)) => n.as_i64() == Some(1),
+        Some(Json::Bool(b)) => *b,
+        _ => false,
+    }
+}
+
+/// Merges the answers of a fanned-out call: lists are concatenated in request
+/// order, other members come from the first answer, and the merge is degraded
+/// if any part was.
+fn merge_answers(answers: Vec<Map<String, Json>>) -> Map<String, Json> {
+    let any_lost = answers.iter().any(is_lost);
+    let mut parts = answers.into_iter();
+    let mut merged = parts.next().unwrap_or_default();
+    for part in parts {
+        for (key, value) in part {
+            match (merged.get_mut(&key), value) {
+                (Some(Json::Array(list)), Json::Array(more)) => list.extend(more),
+                (None, value) => {
+                    merged.insert(key, value);
+                }
+                _ => {}
+            }
+        }
+    }
+    if any_lost {
+        merged.insert(LOST_MARKER.into(), Json::String("1".into()));
+    }
+    merged
 }
 
 impl Gateway {
@@ -51,6 +96,10 @@ impl Gateway {
                 routes,
                 platforms,
                 callers,
+                last_good_answers: moka::sync::Cache::builder()
+                    .max_capacity(100_000)
+                    .time_to_live(Duration::from_secs(24 * 3600))
+                    .build(),
             }),
         }
     }
@@ -164,7 +213,7 @@ impl GatewayInner {
         };
         let deadline = started + effective;
         let answer =
-            tokio::time::timeout_at(deadline, self.platforms.call(route, &request, deadline))
+            tokio::time::timeout_at(deadline, self.call_upstream(route, &request, deadline))
                 .await
                 .unwrap_or_else(|_| {
                     Err(GatewayError::Timeout {
@@ -184,13 +233,88 @@ impl GatewayInner {
                     },
                     other => other,
                 })?;
-        mapping::decode_response(&route.response, &answer).map_err(|detail| {
+        let (answer, served_from_cache) = self.degraded_fallback(route, &request, answer);
+        let mut message = mapping::decode_response(&route.response, &answer).map_err(|detail| {
             GatewayError::Malformed {
                 platform: route.platform,
                 endpoint: route.path.clone(),
                 detail,
             }
-        })
+        })?;
+        if let (true, Some(field)) = (served_from_cache, &route.served_from_cache) {
+            message.set_field(field, prost_reflect::Value::Bool(true));
+        }
+        Ok(message)
+    }
+
+    /// One upstream call, or several in parallel when a list is longer than the
+    /// platform takes in one call.
+    async fn call_upstream(
+        &self,
+        route: &Route,
+        request: &UpstreamRequest,
+        deadline: Instant,
+    ) -> Result<Arc<Map<String, Json>>, GatewayError> {
+        let oversized =
+            route
+                .batch
+                .as_ref()
+                .and_then(|(member, size)| match request.body.get(member) {
+                    Some(Json::Array(items)) if items.len() > *size => Some((member, items, *size)),
+                    _ => None,
+                });
+        let Some((member, items, size)) = oversized else {
+            return self
+                .platforms
+                .call(route, request, deadline)
+                .await
+                .map(Arc::new);
+        };
+        let parts: Vec<UpstreamRequest> = items
+            .chunks(size)
+            .map(|chunk| {
+                let mut part = request.clone();
+                part.body
+                    .insert(member.clone(), Json::Array(chunk.to_vec()));
+                part
+            })
+            .collect();
+        tracing::debug!(endpoint = %route.path, calls = parts.len(), "fanning out a long list");
+        let calls: Vec<_> = parts
+            .iter()
+            .map(|part| self.platforms.call(route, part, deadline))
+            .collect();
+        let answers: Vec<Map<String, Json>> = futures::stream::iter(calls)
+            .buffered(FAN_OUT_PARALLELISM)
+            .try_collect()
+            .await?;
+        Ok(Arc::new(merge_answers(answers)))
+    }
+
+    /// For routes that declare it: a degraded answer (is_lost) is replaced by the
+    /// last good answer to the same request, if there is one; good answers are
+    /// remembered; degraded ones never are.
+    fn degraded_fallback(
+        &self,
+        route: &Route,
+        request: &UpstreamRequest,
+        answer: Arc<Map<String, Json>>,
+    ) -> (Arc<Map<String, Json>>, bool) {
+        if !route.serve_cached_when_lost {
+            return (answer, false);
+        }
+        let key = format!("{}|{}|{}", route.path, request.app_id, request.fingerprint);
+        if !is_lost(&answer) {
+            self.last_good_answers.insert(key, answer.clone());
+            return (answer, false);
+        }
+        match self.last_good_answers.get(&key) {
+            Some(cached) => {
+                tracing::info!(endpoint = %route.path, "degraded answer; serving the last good one");
+                (cached, true)
+            }
+            None => (answer, false),
+        }
     }
 }
 
@@ -299,5 +423,43 @@ mod tests {
         assert_eq!(grpc_timeout(&metadata), None);
         metadata.insert("grpc-timeout", "1234567890S".parse().unwrap());
         assert_eq!(grpc_timeout(&metadata), None, "more than 8 digits");
+    }
+}
+
+#[cfg(test)]
+mod fan_out_tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn object(value: Json) -> Map<String, Json> {
+        match value {
+            Json::Object(map) => map,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn merged_answers_concatenate_lists_in_order_and_keep_degradation() {
+        let merged = merge_answers(vec![
+            object(json!({"ret": 0, "lists": [1, 2], "is_lost": "0", "msdkExtInfo": "a"})),
+            object(json!({"ret": 0, "lists": [3], "is_lost": "1", "msdkExtInfo": "a"})),
+            object(json!({"ret": 0, "lists": [4, 5], "is_lost": "0", "extra": true})),
+        ]);
+        assert_eq!(
+            Json::Object(merged),
+            json!({"ret": 0, "lists": [1, 2, 3, 4, 5], "is_lost": "1", "msdkExtInfo": "a", "extra": true})
+        );
+    }
+
+    #[test]
+    fn lost_markers_in_every_spelling() {
+        for lost in [json!("1"), json!(1), json!(true), json!(" 1 ")] {
+            assert!(is_lost(&object(json!({ "is_lost": lost }))));
+        }
+        for fine in [json!("0"), json!(0), json!(false), json!("")] {
+            assert!(!is_lost(&object(json!({ "is_lost": fine }))));
+        }
+        assert!(!is_lost(&object(json!({}))));
     }
 }

@@ -8,12 +8,13 @@ use serde_json::{Map, Number, Value as Json};
 
 use crate::{
     errors::{GatewayError, Violation},
-    proto::{Charset, ErrorReason, FieldRole},
+    proto::{Charset, ErrorReason, FieldRole, JsonType},
     routes::{FieldPlan, Location, MessagePlan, Route, Rules},
 };
 
 /// A request ready for a platform client: the app it names, the credentials
 /// gamegate signs with, and the parameters to send.
+#[derive(Clone)]
 pub struct UpstreamRequest {
     pub app_id: String,
     /// The user's session key (QQ mini-game signature key), never sent.
@@ -24,6 +25,9 @@ pub struct UpstreamRequest {
     pub query: Vec<(String, String)>,
     /// Members of the JSON body.
     pub body: Map<String, Json>,
+    /// What identifies the request without its credentials (routes that serve
+    /// cached answers only): `name=value;` of every non-sensitive field sent.
+    pub fingerprint: String,
 }
 
 /// Validates `message` against the route's declared limits and maps it.
@@ -43,6 +47,7 @@ pub fn build_request(
         openid: String::new(),
         query: Vec::new(),
         body: Map::new(),
+        fingerprint: String::new(),
     };
     collect_fields(route, &route.request, message, &mut request);
     Ok(request)
@@ -84,6 +89,11 @@ fn collect_fields(
         let Some(value) = field_to_json(field, message) else {
             continue;
         };
+        if route.serve_cached_when_lost && !field.sensitive {
+            request
+                .fingerprint
+                .push_str(&format!("{}={value};", field.upstream_name));
+        }
         match location {
             Location::Query => request
                 .query
@@ -334,6 +344,29 @@ fn field_to_json(plan: &FieldPlan, message: &DynamicMessage) -> Option<Json> {
 }
 
 fn value_to_json(plan: &FieldPlan, value: &Value) -> Option<Json> {
+    natural_json(plan, value).map(|json| with_json_type(plan.json_type, json))
+}
+
+/// Converts a scalar to the JSON type the platform documents for it.
+fn with_json_type(json_type: JsonType, json: Json) -> Json {
+    match (json_type, json) {
+        (JsonType::String, Json::Number(n)) => Json::String(n.to_string()),
+        (JsonType::String, Json::Bool(b)) => Json::String(if b { "1" } else { "0" }.into()),
+        (JsonType::Number, Json::String(s)) => match s.parse::<i64>() {
+            Ok(n) => Json::from(n),
+            Err(_) => s
+                .parse::<f64>()
+                .ok()
+                .and_then(Number::from_f64)
+                .map(Json::Number)
+                .unwrap_or(Json::String(s)),
+        },
+        (JsonType::Number, Json::Bool(b)) => Json::from(i64::from(b)),
+        (_, json) => json,
+    }
+}
+
+fn natural_json(plan: &FieldPlan, value: &Value) -> Option<Json> {
     Some(match value {
         Value::String(text) => Json::String(text.clone()),
         Value::Bool(b) => Json::Bool(*b),

@@ -14,8 +14,8 @@ use prost_reflect::{
 use thiserror::Error;
 
 use crate::proto::{
-    self, Charset, ErrorReason, FieldLocation, FieldRole, FieldRules, HttpMethod, MessageRules,
-    Platform, UpstreamField, UpstreamRoute,
+    self, Charset, ErrorReason, FieldLocation, FieldRole, FieldRules, HttpMethod, JsonType,
+    MessageRules, Platform, UpstreamField, UpstreamRoute,
 };
 
 /// A proto declaration gamegate cannot serve; found at start, never at call time.
@@ -124,6 +124,13 @@ pub struct FieldPlan {
     pub is_timestamp: bool,
     /// A message field whose own fields map as if they were the parent's.
     pub flatten: bool,
+    /// The JSON type of the value upstream, when not the natural one.
+    pub json_type: JsonType,
+    /// The platform's per-call maximum of a repeated field (fan-out above it).
+    pub batch_size: Option<usize>,
+    /// `[debug_redact = true]`: a credential, never logged, never part of a
+    /// cache key.
+    pub sensitive: bool,
 }
 
 /// How a whole message maps, field by field.
@@ -146,6 +153,12 @@ pub struct Route {
     pub path: String,
     pub idempotent: bool,
     pub code_overrides: HashMap<i64, ErrorReason>,
+    /// Serve the last good answer when the platform's is degraded (is_lost).
+    pub serve_cached_when_lost: bool,
+    /// The body member that is split into calls of at most this many items.
+    pub batch: Option<(String, usize)>,
+    /// The response field gamegate sets when it served a cached answer.
+    pub served_from_cache: Option<FieldDescriptor>,
     pub request: Arc<MessagePlan>,
     pub response: Arc<MessagePlan>,
 }
@@ -223,6 +236,8 @@ impl RouteTable {
                     ));
                 }
                 let grpc_path = format!("/{}/{}", service.full_name(), method.name());
+                let request = compiler.message(&method.input())?;
+                let response = compiler.message(&method.output())?;
                 let route = Route {
                     grpc_path: grpc_path.clone(),
                     platform: declared.platform(),
@@ -234,8 +249,17 @@ impl RouteTable {
                         .iter()
                         .map(|o| (o.code, o.reason()))
                         .collect(),
-                    request: compiler.message(&method.input())?,
-                    response: compiler.message(&method.output())?,
+                    serve_cached_when_lost: declared.serve_cached_when_lost,
+                    batch: request.fields.iter().find_map(|f| {
+                        Some((f.upstream_name.clone(), f.batch_size?)).filter(|_| f.field.is_list())
+                    }),
+                    served_from_cache: response
+                        .fields
+                        .iter()
+                        .find(|f| f.role == FieldRole::ServedFromCache)
+                        .map(|f| f.field.clone()),
+                    request,
+                    response,
                     method_descriptor: method.clone(),
                 };
                 table.routes.insert(grpc_path, Arc::new(route));
@@ -354,6 +378,9 @@ impl PlanCompiler<'_> {
             _ => {}
         }
         let flatten = declared.flatten && nested.is_some();
+        let sensitive = options
+            .get_field_by_name("debug_redact")
+            .is_some_and(|value| value.as_bool() == Some(true));
         Ok(FieldPlan {
             upstream_name: if declared.name.is_empty() {
                 field.name().to_string()
@@ -369,6 +396,9 @@ impl PlanCompiler<'_> {
             enum_mapping,
             is_timestamp,
             flatten,
+            json_type: declared.json_type(),
+            batch_size: (declared.batch_size > 0).then_some(declared.batch_size as usize),
+            sensitive,
             field,
         })
     }

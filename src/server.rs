@@ -15,7 +15,10 @@ use crate::{
     callers::CallerRegistry,
     config::Config,
     gateway::Gateway,
-    platform::{Configured, MiniGameClient, OpenApiClient, Platforms, UpstreamHttp},
+    platform::{
+        Configured, MiniGameClient, MsdkClient, OpenApiClient, Platforms, UpstreamHttp,
+        msdk::MsdkAppKeys,
+    },
     proto,
     routes::{RouteDeclarationError, RouteTable},
 };
@@ -66,7 +69,28 @@ pub fn build_platforms(config: &Config) -> Result<Platforms, ServeError> {
         ),
         budget: Duration::from_millis(platform.budget_ms),
     });
-    Ok(Platforms::new(minigame, openapi))
+    let msdk = config.msdk.as_ref().map(|platform| Configured {
+        client: MsdkClient::new(
+            &platform.base_url,
+            http.clone(),
+            platform.apps.iter().map(|(appid, app)| {
+                let sig_key = match (app.encode, &app.appkey) {
+                    (1, Some(appkey)) => appkey.clone(),
+                    _ => app.msdkkey.clone(),
+                };
+                (
+                    appid.clone(),
+                    MsdkAppKeys {
+                        sig_key,
+                        encode: app.encode,
+                        encrypt: app.encrypt,
+                    },
+                )
+            }),
+        ),
+        budget: Duration::from_millis(platform.budget_ms),
+    });
+    Ok(Platforms::new(minigame, openapi, msdk))
 }
 
 /// The gRPC routes of gamegate (gateway services, health, reflection), the

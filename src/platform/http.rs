@@ -43,6 +43,22 @@ impl UpstreamHttp {
         body: Option<OutgoingBody>,
         deadline: Instant,
     ) -> Result<Bytes, GatewayError> {
+        self.send_with_headers(platform, endpoint, method, url, body, &[], deadline)
+            .await
+    }
+
+    /// [`UpstreamHttp::send`] with extra request headers.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn send_with_headers(
+        &self,
+        platform: Platform,
+        endpoint: &str,
+        method: Method,
+        url: &str,
+        body: Option<OutgoingBody>,
+        headers: &[(&str, &str)],
+        deadline: Instant,
+    ) -> Result<Bytes, GatewayError> {
         let now = Instant::now();
         let timeout = |budget: Duration| GatewayError::Timeout {
             platform,
@@ -56,6 +72,9 @@ impl UpstreamHttp {
             Method::Get => self.client.get(url),
             Method::Post => self.client.post(url),
         };
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
         if let Some(body) = body {
             request = request
                 .header(reqwest::header::CONTENT_TYPE, body.content_type)

@@ -3,6 +3,8 @@
 
 pub mod http;
 pub mod minigame;
+pub mod msdk;
+pub mod msdktea;
 pub mod openapi;
 pub mod signing;
 
@@ -20,7 +22,9 @@ use crate::{
     routes::Route,
 };
 
-pub use self::{http::UpstreamHttp, minigame::MiniGameClient, openapi::OpenApiClient};
+pub use self::{
+    http::UpstreamHttp, minigame::MiniGameClient, msdk::MsdkClient, openapi::OpenApiClient,
+};
 
 /// What gamegate holds for each app of one platform (secrets, token caches),
 /// by app id.
@@ -58,6 +62,7 @@ pub struct Configured<C> {
 pub struct Platforms {
     pub minigame: Option<Configured<MiniGameClient>>,
     pub openapi: Option<Configured<OpenApiClient>>,
+    pub msdk: Option<Configured<MsdkClient>>,
     /// Retries may add at most 20% to the calls of the last 10 s (plus 5 per
     /// second), so a sick platform is not sent several times its normal traffic.
     retry_budget: TpsBudget,
@@ -71,10 +76,12 @@ impl Platforms {
     pub fn new(
         minigame: Option<Configured<MiniGameClient>>,
         openapi: Option<Configured<OpenApiClient>>,
+        msdk: Option<Configured<MsdkClient>>,
     ) -> Self {
         Platforms {
             minigame,
             openapi,
+            msdk,
             retry_budget: TpsBudget::new(Duration::from_secs(10), 5, 0.2),
         }
     }
@@ -84,7 +91,8 @@ impl Platforms {
         let budget = match platform {
             Platform::QqMinigame => self.minigame.as_ref().map(|p| p.budget),
             Platform::QqOpenapi => self.openapi.as_ref().map(|p| p.budget),
-            Platform::Msdk | Platform::Unspecified => None,
+            Platform::Msdk => self.msdk.as_ref().map(|p| p.budget),
+            Platform::Unspecified => None,
         };
         budget.ok_or(GatewayError::PlatformNotConfigured(platform_name(platform)))
     }
@@ -140,7 +148,11 @@ impl Platforms {
                 let platform = self.openapi.as_ref().ok_or_else(not_configured)?;
                 platform.client.call(route, request, deadline).await
             }
-            Platform::Msdk | Platform::Unspecified => Err(not_configured()),
+            Platform::Msdk => {
+                let platform = self.msdk.as_ref().ok_or_else(not_configured)?;
+                platform.client.call(route, request, deadline).await
+            }
+            Platform::Unspecified => Err(not_configured()),
         }
     }
 }
