@@ -316,6 +316,13 @@ fn validate_value(plan: &FieldPlan, value: &Value, path: &str, violations: &mut 
                 validate_message(nested_plan, nested, path, violations);
             }
         }
+        Value::EnumNumber(0) if rules.is_some_and(|r| r.required) => {
+            violations.push(Violation {
+                field: path.to_string(),
+                description: "is required".into(),
+                reason: ErrorReason::FieldRequired,
+            });
+        }
         _ => {}
     }
 }
@@ -423,7 +430,12 @@ pub fn decode_response(
 ) -> Result<DynamicMessage, String> {
     let mut message = DynamicMessage::new(plan.descriptor.clone());
     for field in &plan.fields {
-        let Some(json) = object.get(&field.upstream_name) else {
+        let Some(json) = object.get(&field.upstream_name).or_else(|| {
+            field
+                .also_named
+                .iter()
+                .find_map(|name| object.get(name.as_str()))
+        }) else {
             continue;
         };
         if json.is_null() {

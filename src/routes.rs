@@ -131,6 +131,8 @@ pub struct FieldPlan {
     /// `[debug_redact = true]`: a credential, never logged, never part of a
     /// cache key.
     pub sensitive: bool,
+    /// Other spellings accepted in answers.
+    pub also_named: Vec<String>,
 }
 
 /// How a whole message maps, field by field.
@@ -399,6 +401,7 @@ impl PlanCompiler<'_> {
             json_type: declared.json_type(),
             batch_size: (declared.batch_size > 0).then_some(declared.batch_size as usize),
             sensitive,
+            also_named: declared.also_named.clone(),
             field,
         })
     }
