@@ -204,7 +204,29 @@ impl Config {
                     },
                 )]),
             }),
-            msdk: None,
+            msdk: Some(MsdkPlatform {
+                base_url: sandbox_url.to_string(),
+                budget_ms: default_msdk_budget_ms(),
+                apps: [
+                    (demo::MSDK_QQ_APPID, demo::MSDK_QQ_MSDKKEY),
+                    (demo::MSDK_WX_APPID, demo::MSDK_WX_MSDKKEY),
+                    // Guests call with the "G_" appid and the game's own keys.
+                    (demo::MSDK_GUEST_APPID, demo::MSDK_QQ_MSDKKEY),
+                ]
+                .into_iter()
+                .map(|(appid, msdkkey)| {
+                    (
+                        appid.to_string(),
+                        MsdkApp {
+                            msdkkey: SecretString::from(msdkkey),
+                            appkey: None,
+                            encode: default_msdk_encode(),
+                            encrypt: false,
+                        },
+                    )
+                })
+                .collect(),
+            }),
         }
     }
 

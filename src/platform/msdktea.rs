@@ -97,7 +97,7 @@ pub fn encrypt_with(data: &[u8], mut random: impl FnMut() -> u8) -> Vec<u8> {
 
 /// Decrypts and checks the framing.
 pub fn decrypt(cipher: &[u8]) -> Result<Vec<u8>, TeaError> {
-    if cipher.len() < 16 || cipher.len() % 8 != 0 {
+    if cipher.len() < 16 || !cipher.len().is_multiple_of(8) {
         return Err(TeaError::Length(cipher.len()));
     }
     let mut plain = Vec::with_capacity(cipher.len());

@@ -1,4 +1,5 @@
-//! The admin API under `/_sandbox`: faults, counters, run-time settings and state fixtures.
+//! The admin API under `/_sandbox`: faults, counters, run-time settings and state fixtures (the
+//! MSDK part lives in `msdk::admin`).
 //! Plain JSON with HTTP status codes (400 for a bad request, 404 for an unknown app or user).
 
 use std::time::Duration;
@@ -19,7 +20,7 @@ use crate::query::QueryParams;
 use crate::{DawankaState, Sandbox};
 
 #[derive(Debug, thiserror::Error)]
-enum AdminError {
+pub(crate) enum AdminError {
     #[error("invalid json body: {0}")]
     Json(#[from] serde_json::Error),
     #[error(transparent)]
@@ -43,10 +44,10 @@ impl IntoResponse for AdminError {
     }
 }
 
-type AdminResult = Result<Json<Value>, AdminError>;
+pub(crate) type AdminResult = Result<Json<Value>, AdminError>;
 
 /// Parses a JSON body whatever its content type, so that `curl -d` works as it is.
-fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, AdminError> {
+pub(crate) fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, AdminError> {
     Ok(serde_json::from_slice(body)?)
 }
 
@@ -67,6 +68,7 @@ pub(crate) fn routes() -> Router<Sandbox> {
             "/openapi/users",
             put(put_openapi_user).get(get_openapi_user),
         )
+        .merge(crate::msdk::admin::routes())
 }
 
 async fn add_fault(State(sandbox): State<Sandbox>, body: Bytes) -> AdminResult {

@@ -1,6 +1,7 @@
 //! Fault injection: queued misbehaviours that the next matching platform requests get instead of
 //! (or, for latency alone, before) normal handling. Game teams use them to test their retry,
-//! timeout and error paths against the platforms' own failure shapes.
+//! timeout and error paths against the platforms' own failure shapes. MSDK paths also take a
+//! `lost` fault, which lets the request through and degrades its answer (`"is_lost":"1"`).
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -16,8 +17,9 @@ use serde_json::{Value, json};
 use tracing::info;
 
 use crate::minigame::MiniGameError;
+use crate::msdk::{self, MsdkError};
 use crate::openapi::OpenApiError;
-use crate::{Platform, Sandbox, lock};
+use crate::{Platform, Sandbox, lock, platform_path};
 
 /// What `POST /_sandbox/faults` takes.
 #[derive(Debug, Deserialize)]
@@ -36,6 +38,9 @@ pub(crate) struct FaultSpec {
     malformed: bool,
     #[serde(default)]
     drop_connection: bool,
+    /// MSDK only: the answer is the degraded one (`"is_lost":"1"`, default or partial data).
+    #[serde(default)]
+    lost: bool,
 }
 
 /// A fault the admin API refused to queue.
@@ -43,12 +48,16 @@ pub(crate) struct FaultSpec {
 pub(crate) enum FaultSpecError {
     #[error("unknown platform path {0:?}; known paths: {known}", known = crate::platform_paths().collect::<Vec<_>>().join(", "))]
     UnknownPath(String),
-    #[error("a fault takes at most one of busy, code, http_status, malformed, drop_connection")]
+    #[error(
+        "a fault takes at most one of busy, code, http_status, malformed, drop_connection, lost"
+    )]
     ConflictingActions,
     #[error(
-        "a fault needs latency_ms or one of busy, code, http_status, malformed, drop_connection"
+        "a fault needs latency_ms or one of busy, code, http_status, malformed, drop_connection, lost"
     )]
     NoEffect,
+    #[error("lost applies only to MSDK interfaces that answer is_lost, not {0:?}")]
+    LostUnsupported(String),
     #[error("http_status must be between 200 and 599, got {0}")]
     InvalidStatus(u16),
 }
@@ -66,6 +75,15 @@ enum FaultAction {
     Malformed,
     /// Close the connection without any HTTP answer.
     DropConnection,
+    /// MSDK: let the request through, marked for a degraded answer.
+    Lost,
+}
+
+impl FaultAction {
+    /// A `lost` fault waits for a request whose answer has `is_lost`; the others take any.
+    fn applies_to(self, path: &str) -> bool {
+        !matches!(self, Self::Lost) || msdk::reports_loss(path)
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -93,11 +111,15 @@ pub(crate) struct Faults {
 impl Faults {
     /// Validates and queues a fault; returns its id.
     pub(crate) fn add(&self, spec: FaultSpec) -> Result<u64, FaultSpecError> {
-        if let Some(path) = &spec.path
-            && Platform::of_path(path).is_none()
-        {
-            return Err(FaultSpecError::UnknownPath(path.clone()));
-        }
+        // Stored in canonical form, so that `/wxoauth/x` and `/auth/x/` name `/auth/x`.
+        let path = match &spec.path {
+            Some(path) => Some(
+                platform_path(path)
+                    .ok_or_else(|| FaultSpecError::UnknownPath(path.clone()))?
+                    .1,
+            ),
+            None => None,
+        };
         let mut actions = Vec::new();
         if spec.busy {
             actions.push(FaultAction::Busy);
@@ -118,6 +140,14 @@ impl Faults {
         if spec.drop_connection {
             actions.push(FaultAction::DropConnection);
         }
+        if spec.lost {
+            if let Some(path) = path
+                && !msdk::reports_loss(path)
+            {
+                return Err(FaultSpecError::LostUnsupported(path.to_owned()));
+            }
+            actions.push(FaultAction::Lost);
+        }
         if actions.len() > 1 {
             return Err(FaultSpecError::ConflictingActions);
         }
@@ -131,7 +161,7 @@ impl Faults {
         let id = queue.next_id;
         queue.faults.push_back(Fault {
             id,
-            path: spec.path,
+            path: path.map(str::to_owned),
             remaining: match spec.times.unwrap_or(1) {
                 0 => None,
                 times => Some(times),
@@ -170,6 +200,7 @@ impl Faults {
                     }
                     Some(FaultAction::Malformed) => view["malformed"] = json!(true),
                     Some(FaultAction::DropConnection) => view["drop_connection"] = json!(true),
+                    Some(FaultAction::Lost) => view["lost"] = json!(true),
                     None => {}
                 }
                 view
@@ -177,13 +208,13 @@ impl Faults {
             .collect()
     }
 
-    /// Takes one use of the oldest fault that matches `path`.
+    /// Takes one use of the oldest fault that matches `path` (a canonical platform path).
     fn take(&self, path: &str) -> Option<Fault> {
         let mut queue = lock(&self.queue);
-        let index = queue
-            .faults
-            .iter()
-            .position(|fault| fault.path.as_deref().is_none_or(|p| p == path))?;
+        let index = queue.faults.iter().position(|fault| {
+            fault.path.as_deref().is_none_or(|p| p == path)
+                && fault.action.is_none_or(|action| action.applies_to(path))
+        })?;
         let fault = &mut queue.faults[index];
         let taken = fault.clone();
         match &mut fault.remaining {
@@ -205,12 +236,16 @@ pub(crate) struct DropConnection;
 /// matching fault, if any.
 pub(crate) async fn intercept(
     State(sandbox): State<Sandbox>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
-    let path = request.uri().path().to_owned();
-    sandbox.shared.stats.record(&path, request.uri().query());
-    let Some(fault) = sandbox.shared.faults.take(&path) else {
+    let Some((platform, path)) = platform_path(request.uri().path()) else {
+        // An unknown interface of an MSDK module: MSDK answers it (-505), but like an unknown
+        // path it is not counted and takes no fault.
+        return next.run(request).await;
+    };
+    sandbox.shared.stats.record(path, request.uri().query());
+    let Some(fault) = sandbox.shared.faults.take(path) else {
         return next.run(request).await;
     };
     info!(path, fault_id = fault.id, action = ?fault.action, latency = ?fault.latency, "injecting fault");
@@ -220,21 +255,32 @@ pub(crate) async fn intercept(
     let Some(action) = fault.action else {
         return next.run(request).await;
     };
-    // Only platform routes pass through here, so the fallback is never taken.
-    let platform = Platform::of_path(&path).unwrap_or(Platform::MiniGame);
-    misbehave(platform, action)
+    match misbehave(platform, action, &request) {
+        Some(response) => response,
+        None => {
+            request.extensions_mut().insert(msdk::Degrade);
+            next.run(request).await
+        }
+    }
 }
 
-fn misbehave(platform: Platform, action: FaultAction) -> Response {
-    match (action, platform) {
+/// The answer instead of the platform's; None for `lost`, which lets the request through.
+fn misbehave(platform: Platform, action: FaultAction, request: &Request) -> Option<Response> {
+    // MSDK answers echo msdkExtInfo and follow Accept-Encrypt, faults included.
+    let msdk_answer =
+        |error: MsdkError| msdk::injected_answer(request.headers(), request.uri().query(), &error);
+    let response = match (action, platform) {
+        (FaultAction::Lost, _) => return None,
         (FaultAction::Busy, Platform::MiniGame) => MiniGameError::Busy.into_response(),
         (FaultAction::Busy, Platform::OpenApi) => OpenApiError::Busy.into_response(),
+        (FaultAction::Busy, Platform::Msdk) => msdk_answer(MsdkError::Busy),
         (FaultAction::Code(code), Platform::MiniGame) => {
             MiniGameError::Injected(code).into_response()
         }
         (FaultAction::Code(code), Platform::OpenApi) => {
             OpenApiError::Injected(code).into_response()
         }
+        (FaultAction::Code(code), Platform::Msdk) => msdk_answer(MsdkError::Injected(code)),
         (FaultAction::HttpStatus(status), _) => (status, status.to_string()).into_response(),
         // What a misconfigured proxy in front of the platform would answer.
         (FaultAction::Malformed, _) => (
@@ -244,7 +290,8 @@ fn misbehave(platform: Platform, action: FaultAction) -> Response {
         )
             .into_response(),
         (FaultAction::DropConnection, _) => drop_connection(),
-    }
+    };
+    Some(response)
 }
 
 /// The sandbox's own server loop sees the marker and closes the connection before answering.
@@ -317,5 +364,33 @@ mod tests {
             Err(FaultSpecError::InvalidStatus(99))
         ));
         assert!(serde_json::from_value::<FaultSpec>(json!({"latency": 5})).is_err());
+        assert!(matches!(
+            faults.add(spec(json!({"path": "/auth/check_token", "lost": true}))),
+            Err(FaultSpecError::LostUnsupported(_))
+        ));
+        assert!(matches!(
+            faults.add(spec(json!({"lost": true, "busy": true}))),
+            Err(FaultSpecError::ConflictingActions)
+        ));
+    }
+
+    #[test]
+    fn msdk_paths_are_stored_canonical() {
+        let faults = Faults::default();
+        let id = faults
+            .add(spec(json!({"path": "/wxoauth/check_token/", "busy": true})))
+            .unwrap();
+        assert_eq!(faults.list()[0]["path"], "/auth/check_token");
+        assert_eq!(faults.take("/auth/check_token").unwrap().id, id);
+    }
+
+    #[test]
+    fn lost_waits_for_an_interface_with_is_lost() {
+        let faults = Faults::default();
+        let lost = faults.add(spec(json!({"lost": true}))).unwrap();
+        assert!(faults.take("/auth/verify_login").is_none());
+        assert!(faults.take("/api/getToken").is_none());
+        assert_eq!(faults.take("/relation/qqprofile").unwrap().id, lost);
+        assert!(faults.take("/relation/qqprofile").is_none());
     }
 }

@@ -10,12 +10,15 @@
 //! Emulated so far:
 //! - QQ mini-game server API (`/api/...`, host `api.q.qq.com`).
 //! - QQ Game OpenAPI v3 dawanka (`/v3/user/...`, host `openapi.minigame.qq.com`).
+//! - MSDK backend, modules `auth` (alias `wxoauth`) and `relation` (`/auth/...`, `/relation/...`,
+//!   host `msdk.qq.com`).
 
 pub mod demo;
 
 mod admin;
 mod faults;
 mod minigame;
+mod msdk;
 mod openapi;
 mod query;
 mod server;
@@ -31,6 +34,10 @@ use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
+pub use msdk::fixture::{
+    MsdkApp, MsdkGender, MsdkMembership, MsdkPlatform, MsdkQqGroup, MsdkQqProfile,
+    MsdkUnregisteredFriend, MsdkUser, MsdkWechatGroup, MsdkWechatProfile,
+};
 pub use server::{RunningSandbox, spawn};
 
 /// Everything the sandbox starts with. [`SandboxConfig::demo`] (also the `Default`) is the fixture
@@ -41,6 +48,14 @@ pub struct SandboxConfig {
     pub minigame_users: Vec<MiniGameUser>,
     pub openapi_apps: Vec<OpenApiApp>,
     pub openapi_users: Vec<OpenApiUser>,
+    /// MSDK apps (QQ, WeChat, guest).
+    pub msdk_apps: Vec<MsdkApp>,
+    /// MSDK users with their tokens, profiles and friends.
+    pub msdk_users: Vec<MsdkUser>,
+    /// QQ groups that exist before the sandbox starts (unbound; bindable by their owner).
+    pub msdk_qq_groups: Vec<MsdkQqGroup>,
+    /// Guilds' WeChat groups.
+    pub msdk_wechat_groups: Vec<MsdkWechatGroup>,
     /// Lifetime of a mini-game access token (the platform says 7200 s).
     pub token_ttl: Duration,
     /// How long an app's older tokens stay valid after a new one is issued (the platform says
@@ -104,9 +119,11 @@ pub struct DawankaState {
 }
 
 impl SandboxConfig {
-    /// The demo fixture: one app per platform with a few players (values in [`demo`]).
+    /// The demo fixture: one app per platform with a few players (values in [`demo`]; the MSDK
+    /// part is `src/msdk/fixture.json`).
     pub fn demo() -> Self {
         use demo::*;
+        let msdk = msdk::fixture::demo();
         let minigame_user = |openid: &str, session_key: &str| MiniGameUser {
             appid: MINIGAME_APPID.to_owned(),
             openid: openid.to_owned(),
@@ -172,6 +189,10 @@ impl SandboxConfig {
                     },
                 ),
             ],
+            msdk_apps: msdk.apps,
+            msdk_users: msdk.users,
+            msdk_qq_groups: msdk.qq_groups,
+            msdk_wechat_groups: msdk.wechat_groups,
             token_ttl: Duration::from_secs(7200),
             token_grace: Duration::from_secs(300),
             storage_total_cap_bytes: 65536,
@@ -194,6 +215,7 @@ pub struct Sandbox {
 struct Shared {
     minigame: minigame::MiniGame,
     openapi: openapi::OpenApi,
+    msdk: msdk::Msdk,
     faults: faults::Faults,
     stats: stats::Stats,
 }
@@ -203,6 +225,7 @@ impl Sandbox {
         let shared = Shared {
             minigame: minigame::MiniGame::new(&config),
             openapi: openapi::OpenApi::new(&config),
+            msdk: msdk::Msdk::new(&config),
             faults: faults::Faults::default(),
             stats: stats::Stats::default(),
         };
@@ -221,6 +244,7 @@ impl Sandbox {
         let platforms = Router::new()
             .merge(minigame::routes())
             .merge(openapi::routes())
+            .merge(msdk::routes())
             // route_layer, not layer: unknown paths must not count as platform requests nor
             // consume faults meant for real ones.
             .route_layer(axum::middleware::from_fn_with_state(
@@ -299,23 +323,29 @@ impl fmt::Debug for OpenApiUser {
 enum Platform {
     MiniGame,
     OpenApi,
+    Msdk,
 }
 
-impl Platform {
-    fn of_path(path: &str) -> Option<Self> {
-        if minigame::PATHS.contains(&path) {
-            Some(Self::MiniGame)
-        } else if openapi::PATHS.contains(&path) {
-            Some(Self::OpenApi)
-        } else {
-            None
-        }
+/// The platform of a request path and the canonical path that counters and faults know it by:
+/// MSDK's `wxoauth` alias and trailing slash fold into `/auth/...` and the bare path. None for a
+/// path that is no emulated interface (an unknown MSDK interface included).
+fn platform_path(path: &str) -> Option<(Platform, &'static str)> {
+    if let Some(path) = minigame::PATHS.iter().find(|p| **p == path) {
+        Some((Platform::MiniGame, path))
+    } else if let Some(path) = openapi::PATHS.iter().find(|p| **p == path) {
+        Some((Platform::OpenApi, path))
+    } else {
+        msdk::canonical_path(path).map(|path| (Platform::Msdk, path))
     }
 }
 
-/// Every platform path the sandbox answers.
+/// Every platform path the sandbox answers (MSDK ones in their canonical form).
 fn platform_paths() -> impl Iterator<Item = &'static str> {
-    minigame::PATHS.iter().chain(openapi::PATHS.iter()).copied()
+    minigame::PATHS
+        .iter()
+        .chain(openapi::PATHS.iter())
+        .copied()
+        .chain(msdk::paths())
 }
 
 async fn unknown_path(uri: Uri) -> Response {
@@ -354,10 +384,21 @@ mod tests {
             demo::OPENAPI_SUPER_OPENKEY,
             demo::OPENAPI_POTENTIAL_OPENKEY,
             demo::OPENAPI_UNLIMITED_OPENKEY,
+            demo::MSDK_QQ_MSDKKEY,
+            demo::MSDK_QQ_APPKEY,
+            demo::MSDK_WX_MSDKKEY,
+            demo::MSDK_WX_APPKEY,
+            demo::MSDK_QQ_ALICE_TOKEN,
+            demo::MSDK_QQ_ALICE_PAY_TOKEN,
+            demo::MSDK_QQ_ERIN_TOKEN,
+            demo::MSDK_WX_ALICE_TOKEN,
+            demo::MSDK_WX_DAVE_TOKEN,
+            demo::MSDK_GUEST_TOKEN,
         ] {
             assert!(!debug.contains(secret), "debug output leaks a secret");
         }
         assert!(debug.contains(demo::MINIGAME_ALICE_OPENID));
+        assert!(debug.contains(demo::MSDK_WX_ALICE_OPENID));
     }
 
     #[test]

@@ -6,4 +6,8 @@ mod admin;
 mod common;
 mod faults;
 mod minigame;
+mod msdk_auth;
+mod msdk_client;
+mod msdk_groups;
+mod msdk_relation;
 mod openapi;
