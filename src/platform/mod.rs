@@ -41,10 +41,18 @@ impl<T> Apps<T> {
         }
     }
 
-    /// The app a request names, or `APP_UNKNOWN`.
+    /// The app a request names, or `APP_UNKNOWN`. App ids configured through
+    /// environment variables arrive lowercased (`G_100703379` becomes
+    /// `g_100703379`), so an exact match is tried first, then one ignoring case.
     pub fn get(&self, app_id: &str) -> Result<&T, GatewayError> {
         self.by_id
             .get(app_id)
+            .or_else(|| {
+                self.by_id
+                    .iter()
+                    .find(|(id, _)| id.eq_ignore_ascii_case(app_id))
+                    .map(|(_, app)| app)
+            })
             .ok_or_else(|| GatewayError::AppUnknown {
                 platform: platform_name(self.platform),
                 app_id: app_id.to_string(),
@@ -154,5 +162,24 @@ impl Platforms {
             }
             Platform::Unspecified => Err(not_configured()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_ids_from_the_environment_match_whatever_their_case() {
+        let apps = Apps::new(
+            Platform::Msdk,
+            [("g_100703379".to_string(), 1), ("100703379".to_string(), 2)],
+        );
+        assert_eq!(apps.get("G_100703379").ok(), Some(&1));
+        assert_eq!(apps.get("100703379").ok(), Some(&2));
+        assert!(matches!(
+            apps.get("999"),
+            Err(GatewayError::AppUnknown { .. })
+        ));
     }
 }
