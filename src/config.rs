@@ -77,6 +77,10 @@ pub struct MsdkApp {
     /// Encrypt bodies both ways with msdktea.
     #[serde(default)]
     pub encrypt: bool,
+    /// Tencent Video channels: channel_id -> channel_secret, for the body
+    /// signature of the video VIP interfaces (callers never hold the secret).
+    #[serde(default)]
+    pub video_channels: BTreeMap<String, SecretString>,
 }
 
 /// A game server allowed to call gamegate, and the apps it may use.
@@ -222,6 +226,7 @@ impl Config {
                             appkey: None,
                             encode: default_msdk_encode(),
                             encrypt: false,
+                            video_channels: BTreeMap::new(),
                         },
                     )
                 })
@@ -279,6 +284,13 @@ impl Config {
                     return Err(ConfigError::Invalid(format!(
                         "msdk.apps.{appid}.msdkkey is empty"
                     )));
+                }
+                for channel in app.video_channels.keys() {
+                    if channel.parse::<i64>().is_err() {
+                        return Err(ConfigError::Invalid(format!(
+                            "msdk.apps.{appid}.video_channels: {channel:?} is not a channel id"
+                        )));
+                    }
                 }
                 match (app.encode, &app.appkey) {
                     (2, _) => {}

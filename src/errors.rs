@@ -71,6 +71,8 @@ pub enum GatewayError {
     CallerUnauthenticated,
     #[error("caller {caller} may not use app {app_id}")]
     AppNotAllowed { caller: String, app_id: String },
+    #[error("app {app_id} has no {credential} configured in gamegate")]
+    AppCredentialMissing { app_id: String, credential: String },
     #[error("platform {0} is not configured in gamegate")]
     PlatformNotConfigured(&'static str),
     #[error("{} did not answer {endpoint} within {} ms", platform_name(*.platform), .budget.as_millis())]
@@ -316,7 +318,9 @@ fn upstream_disposition(reason: ErrorReason) -> (Code, Extra) {
         R::UpstreamHttpError => (Code::Unavailable, Extra::Retry(Duration::from_secs(1))),
         R::AppUnknown | R::AppNotAllowed => (Code::PermissionDenied, Extra::None),
         R::CallerUnauthenticated => (Code::Unauthenticated, Extra::None),
-        R::PlatformNotConfigured => (Code::FailedPrecondition, Extra::None),
+        R::PlatformNotConfigured | R::AppCredentialMissing => {
+            (Code::FailedPrecondition, Extra::None)
+        }
         R::UpstreamUnknownCode | R::Unspecified => (Code::Unknown, Extra::None),
     }
 }
@@ -331,6 +335,7 @@ impl GatewayError {
                 .unwrap_or(ErrorReason::FieldInvalid),
             GatewayError::AppUnknown { .. } => ErrorReason::AppUnknown,
             GatewayError::CallerUnauthenticated => ErrorReason::CallerUnauthenticated,
+            GatewayError::AppCredentialMissing { .. } => ErrorReason::AppCredentialMissing,
             GatewayError::AppNotAllowed { .. } => ErrorReason::AppNotAllowed,
             GatewayError::PlatformNotConfigured(_) => ErrorReason::PlatformNotConfigured,
             GatewayError::Timeout { .. } => ErrorReason::UpstreamTimeout,
@@ -372,6 +377,11 @@ impl GatewayError {
                 (Code::PermissionDenied, GATEWAY_DOMAIN)
             }
             GatewayError::CallerUnauthenticated => (Code::Unauthenticated, GATEWAY_DOMAIN),
+            GatewayError::AppCredentialMissing { app_id, credential } => {
+                metadata.insert("app_id".into(), app_id.clone());
+                metadata.insert("credential".into(), credential.clone());
+                (Code::FailedPrecondition, GATEWAY_DOMAIN)
+            }
             GatewayError::AppNotAllowed { caller, app_id } => {
                 metadata.insert("caller".into(), caller.clone());
                 metadata.insert("app_id".into(), app_id.clone());

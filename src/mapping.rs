@@ -94,6 +94,12 @@ fn collect_fields(
                 .fingerprint
                 .push_str(&format!("{}={value};", field.upstream_name));
         }
+        if let (Some(member), Value::Bytes(bytes)) = (
+            &field.length_member,
+            message.get_field(&field.field).as_ref(),
+        ) {
+            request.body.insert(member.clone(), Json::from(bytes.len()));
+        }
         match location {
             Location::Query => request
                 .query
@@ -104,6 +110,18 @@ fn collect_fields(
             Location::None => {}
         }
     }
+}
+
+/// Bytes that PHP's rawurlencode leaves as they are: `A-Z a-z 0-9 - _ . ~`.
+const RAWURLENCODE_UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// Bytes as PHP's rawurlencode writes them (upload_wx "binary").
+pub fn rawurlencode(bytes: &[u8]) -> String {
+    percent_encoding::percent_encode(bytes, RAWURLENCODE_UNRESERVED).to_string()
 }
 
 fn string_of(message: &DynamicMessage, plan: &FieldPlan) -> String {
@@ -316,6 +334,27 @@ fn validate_value(plan: &FieldPlan, value: &Value, path: &str, violations: &mut 
                 validate_message(nested_plan, nested, path, violations);
             }
         }
+        Value::Bytes(bytes) => {
+            let Some(rules) = rules else { return };
+            if bytes.is_empty() {
+                if rules.required {
+                    violations.push(Violation {
+                        field: path.to_string(),
+                        description: "is required".into(),
+                        reason: ErrorReason::FieldRequired,
+                    });
+                }
+                return;
+            }
+            if let Some(max) = rules.max_bytes.filter(|n| bytes.len() > *n) {
+                violation(
+                    violations,
+                    path,
+                    Some(rules),
+                    format!("is {} bytes long; at most {max} are allowed", bytes.len()),
+                );
+            }
+        }
         Value::EnumNumber(0) if rules.is_some_and(|r| r.required) => {
             violations.push(Violation {
                 field: path.to_string(),
@@ -330,10 +369,25 @@ fn validate_value(plan: &FieldPlan, value: &Value, path: &str, violations: &mut 
 /// The upstream JSON of one field, or `None` when nothing is sent.
 fn field_to_json(plan: &FieldPlan, message: &DynamicMessage) -> Option<Json> {
     if plan.field.supports_presence() && !message.has_field(&plan.field) {
-        return plan.default_value.clone().map(Json::String);
+        return plan
+            .default_value
+            .clone()
+            .map(|text| with_json_type(plan.json_type, Json::String(text)));
     }
     let value = message.get_field(&plan.field);
     match value.as_ref() {
+        Value::List(items) if plan.bitmask => {
+            let mapping = plan.enum_mapping.as_ref()?;
+            let mask = items
+                .iter()
+                .filter_map(|item| match item {
+                    Value::EnumNumber(number) => mapping.to_upstream.get(number),
+                    _ => None,
+                })
+                .filter_map(|upstream| upstream.parse::<i64>().ok())
+                .fold(0i64, |mask, bit| mask | bit);
+            (mask != 0).then(|| with_json_type(plan.json_type, Json::from(mask)))
+        }
         Value::List(items) => {
             if items.is_empty() {
                 return None;
@@ -383,7 +437,9 @@ fn natural_json(plan: &FieldPlan, value: &Value) -> Option<Json> {
         Value::U64(n) => Json::from(*n),
         Value::F32(n) => Number::from_f64(f64::from(*n)).map(Json::Number)?,
         Value::F64(n) => Number::from_f64(*n).map(Json::Number)?,
+        Value::Bytes(bytes) if plan.url_encoded => Json::String(rawurlencode(bytes)),
         Value::Bytes(bytes) => Json::String(String::from_utf8_lossy(bytes).into_owned()),
+        Value::Message(nested) if plan.is_free_form_json => serde_json::to_value(nested).ok()?,
         Value::EnumNumber(number) => {
             let upstream = plan.enum_mapping.as_ref()?.to_upstream.get(number)?;
             match upstream.parse::<i64>() {
@@ -540,6 +596,10 @@ fn json_to_value(plan: &FieldPlan, json: &Json) -> Result<Option<Value>, String>
                 .unwrap_or(0);
             Value::EnumNumber(number)
         }
+        Kind::Message(descriptor) if plan.is_free_form_json => Value::Message(
+            DynamicMessage::deserialize(descriptor, json.clone())
+                .map_err(|e| format!("member {name:?}: {e}"))?,
+        ),
         Kind::Message(descriptor) if plan.is_timestamp => {
             let seconds = integer()?;
             if seconds == 0 {
@@ -562,4 +622,23 @@ fn json_to_value(plan: &FieldPlan, json: &Json) -> Result<Option<Value>, String>
             }
         }
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rawurlencode;
+
+    #[test]
+    fn rawurlencode_matches_php() {
+        // python3: urllib.parse.quote(data, safe="-_.~"), which is PHP's rawurlencode.
+        let data = [
+            &[0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10][..],
+            b"JFIF a~b-c_d.e/f+",
+        ]
+        .concat();
+        assert_eq!(
+            rawurlencode(&data),
+            "%FF%D8%FF%E0%00%10JFIF%20a~b-c_d.e%2Ff%2B"
+        );
+    }
 }

@@ -14,8 +14,8 @@ use prost_reflect::{
 use thiserror::Error;
 
 use crate::proto::{
-    self, Charset, ErrorReason, FieldLocation, FieldRole, FieldRules, HttpMethod, JsonType,
-    MessageRules, Platform, UpstreamField, UpstreamRoute,
+    self, BodySignatureRecipe, Charset, ErrorReason, FieldLocation, FieldRole, FieldRules,
+    HttpMethod, JsonType, MessageRules, Platform, UpstreamField, UpstreamRoute,
 };
 
 /// A proto declaration gamegate cannot serve; found at start, never at call time.
@@ -133,6 +133,14 @@ pub struct FieldPlan {
     pub sensitive: bool,
     /// Other spellings accepted in answers.
     pub also_named: Vec<String>,
+    /// A repeated enum sent as the bitwise OR of its upstream numbers.
+    pub bitmask: bool,
+    /// Bytes sent as a percent-encoded string (PHP rawurlencode).
+    pub url_encoded: bool,
+    /// The body member that also carries the byte length of this field.
+    pub length_member: Option<String>,
+    /// `google.protobuf.Struct`, `Value` or `ListValue`: free-form JSON.
+    pub is_free_form_json: bool,
 }
 
 /// How a whole message maps, field by field.
@@ -161,6 +169,10 @@ pub struct Route {
     pub batch: Option<(String, usize)>,
     /// The response field gamegate sets when it served a cached answer.
     pub served_from_cache: Option<FieldDescriptor>,
+    /// A signature gamegate computes into the body.
+    pub body_signature: BodySignatureRecipe,
+    /// The body member gamegate fills with the app's appkey.
+    pub appkey_member: Option<String>,
     pub request: Arc<MessagePlan>,
     pub response: Arc<MessagePlan>,
 }
@@ -252,6 +264,13 @@ impl RouteTable {
                         .map(|o| (o.code, o.reason()))
                         .collect(),
                     serve_cached_when_lost: declared.serve_cached_when_lost,
+                    body_signature: declared
+                        .body_signature
+                        .as_ref()
+                        .map(|s| s.recipe())
+                        .unwrap_or(BodySignatureRecipe::Unspecified),
+                    appkey_member: (!declared.appkey_member.is_empty())
+                        .then(|| declared.appkey_member.clone()),
                     batch: request.fields.iter().find_map(|f| {
                         Some((f.upstream_name.clone(), f.batch_size?)).filter(|_| f.field.is_list())
                     }),
@@ -371,9 +390,20 @@ impl PlanCompiler<'_> {
         let mut is_timestamp = false;
         let mut nested = None;
         let mut enum_mapping = None;
+        let mut is_free_form_json = false;
         match field.kind() {
             Kind::Message(message) if message.full_name() == "google.protobuf.Timestamp" => {
                 is_timestamp = true;
+            }
+            Kind::Message(message)
+                if matches!(
+                    message.full_name(),
+                    "google.protobuf.Struct"
+                        | "google.protobuf.Value"
+                        | "google.protobuf.ListValue"
+                ) =>
+            {
+                is_free_form_json = true;
             }
             Kind::Message(message) => nested = Some(self.message(&message)?),
             Kind::Enum(enumeration) => enum_mapping = Some(self.enumeration(&enumeration)),
@@ -402,6 +432,11 @@ impl PlanCompiler<'_> {
             batch_size: (declared.batch_size > 0).then_some(declared.batch_size as usize),
             sensitive,
             also_named: declared.also_named.clone(),
+            bitmask: declared.bitmask,
+            url_encoded: declared.url_encoded,
+            length_member: (!declared.length_member.is_empty())
+                .then(|| declared.length_member.clone()),
+            is_free_form_json,
             field,
         })
     }

@@ -82,8 +82,14 @@ pub fn build_platforms(config: &Config) -> Result<Platforms, ServeError> {
                     appid.clone(),
                     MsdkAppKeys {
                         sig_key,
+                        appkey: app.appkey.clone(),
                         encode: app.encode,
                         encrypt: app.encrypt,
+                        video_channels: app
+                            .video_channels
+                            .iter()
+                            .filter_map(|(id, secret)| Some((id.parse().ok()?, secret.clone())))
+                            .collect(),
                     },
                 )
             }),

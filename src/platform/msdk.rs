@@ -4,7 +4,10 @@
 //! encryption, and the many envelopes of its answers (`ret` with `msg` or
 //! `message`, `err_type`, `-10000`/`-20000` with "code,message" in `msg`).
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::{
+    collections::HashMap,
+    time::{SystemTime, UNIX_EPOCH},
+};
 
 use bytes::Bytes;
 use md5::{Digest, Md5};
@@ -21,7 +24,7 @@ use super::{
 use crate::{
     errors::{self, GatewayError, UpstreamError},
     mapping::UpstreamRequest,
-    proto::Platform,
+    proto::{BodySignatureRecipe, Platform},
     routes::{Method, Route},
 };
 
@@ -31,8 +34,44 @@ const PLATFORM: Platform = Platform::Msdk;
 pub struct MsdkAppKeys {
     /// The key of `sig`: the msdkkey (`encode=2`) or the appkey (`encode=1`).
     pub sig_key: SecretString,
+    /// The appkey, for interfaces that carry it in the body (upload_wx "secret").
+    pub appkey: Option<SecretString>,
     pub encode: u8,
     pub encrypt: bool,
+    /// Tencent Video channel_id -> channel_secret.
+    pub video_channels: HashMap<i64, SecretString>,
+}
+
+/// The lowercase hex md5 of the concatenation of `parts`.
+fn md5_hex(parts: &[&str]) -> String {
+    let mut md5 = Md5::new();
+    for part in parts {
+        md5.update(part.as_bytes());
+    }
+    hex::encode(md5.finalize())
+}
+
+/// The video VIP body signature (`SIGNING.md`): md5(str(channel_id) +
+/// channel_secret + openid [+ accessToken] + str(timestamp)).
+pub fn video_vip_signature(
+    recipe: BodySignatureRecipe,
+    channel_id: i64,
+    channel_secret: &str,
+    openid: &str,
+    access_token: &str,
+    timestamp: u64,
+) -> String {
+    let (channel_id, timestamp) = (channel_id.to_string(), timestamp.to_string());
+    match recipe {
+        BodySignatureRecipe::QqVideoVip => md5_hex(&[
+            &channel_id,
+            channel_secret,
+            openid,
+            access_token,
+            &timestamp,
+        ]),
+        _ => md5_hex(&[&channel_id, channel_secret, openid, &timestamp]),
+    }
 }
 
 pub struct MsdkClient {
@@ -43,10 +82,7 @@ pub struct MsdkClient {
 
 /// `sig` of a call: lowercase hex md5 of the key followed by the timestamp.
 pub fn msdk_signature(key: &str, timestamp: &str) -> String {
-    let mut md5 = Md5::new();
-    md5.update(key.as_bytes());
-    md5.update(timestamp.as_bytes());
-    hex::encode(md5.finalize())
+    md5_hex(&[key, timestamp])
 }
 
 /// The platform code and text of a `-10000`/`-20000` message: "code,message".
@@ -55,6 +91,55 @@ fn platform_code(message: &str) -> Option<i64> {
 }
 
 impl MsdkClient {
+    /// The body with what gamegate adds from the secrets it holds: the appkey
+    /// member and the video VIP signature, when the route declares them.
+    fn secured_body(
+        &self,
+        route: &Route,
+        request: &UpstreamRequest,
+        app: &MsdkAppKeys,
+        now: u64,
+    ) -> Result<Map<String, Json>, GatewayError> {
+        let missing = |credential: String| GatewayError::AppCredentialMissing {
+            app_id: request.app_id.clone(),
+            credential,
+        };
+        let mut body = request.body.clone();
+        if let Some(member) = &route.appkey_member {
+            let appkey = app
+                .appkey
+                .as_ref()
+                .ok_or_else(|| missing("appkey".into()))?;
+            body.insert(
+                member.clone(),
+                Json::String(appkey.expose_secret().to_string()),
+            );
+        }
+        if route.body_signature != BodySignatureRecipe::Unspecified {
+            let text = |name: &str| match body.get(name) {
+                Some(Json::String(s)) => s.clone(),
+                Some(Json::Number(n)) => n.to_string(),
+                _ => String::new(),
+            };
+            let channel_id: i64 = text("channel_id").parse().unwrap_or_default();
+            let secret = app
+                .video_channels
+                .get(&channel_id)
+                .ok_or_else(|| missing(format!("video channel {channel_id}")))?;
+            let signature = video_vip_signature(
+                route.body_signature,
+                channel_id,
+                secret.expose_secret(),
+                &text("openid"),
+                &text("accessToken"),
+                now,
+            );
+            body.insert("timestamp".into(), Json::from(now));
+            body.insert("signature".into(), Json::String(signature));
+        }
+        Ok(body)
+    }
+
     pub fn new(
         base_url: &str,
         http: UpstreamHttp,
@@ -74,11 +159,12 @@ impl MsdkClient {
         deadline: Instant,
     ) -> Result<Map<String, Json>, GatewayError> {
         let app = self.apps.get(&request.app_id)?;
-        let timestamp = SystemTime::now()
+        let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
-            .unwrap_or_default()
-            .to_string();
+            .unwrap_or_default();
+        let timestamp = now.to_string();
+        let body = self.secured_body(route, request, app, now)?;
         let sig = msdk_signature(app.sig_key.expose_secret(), &timestamp);
         let mut query = format!(
             "timestamp={timestamp}&appid={}&sig={sig}&openid={}&encode={}&conn=1",
@@ -97,8 +183,7 @@ impl MsdkClient {
         let body = match route.method {
             Method::Get => None,
             Method::Post => {
-                let plain =
-                    serde_json::to_vec(&request.body).expect("a json map always serializes");
+                let plain = serde_json::to_vec(&body).expect("a json map always serializes");
                 Some(OutgoingBody {
                     bytes: Bytes::from(if app.encrypt {
                         msdktea::encrypt(&plain)
@@ -192,6 +277,34 @@ mod tests {
         );
         // The PHP comment of seed 002: md5("111111") = 96e79218965e...
         assert!(msdk_signature("111", "111").starts_with("96e79218965e"));
+    }
+
+    #[test]
+    fn video_vip_signatures() {
+        // python3: hashlib.md5(b"30012" + b"demo-video-channel-secret" + openid
+        //          [+ access_token] + b"1700000000").hexdigest()
+        assert_eq!(
+            video_vip_signature(
+                BodySignatureRecipe::QqVideoVip,
+                30012,
+                "demo-video-channel-secret",
+                "A3284A812ECA15269F85AE1C2D94EB37",
+                "933FE8C9AB9C585D7EABD04373B7155F",
+                1_700_000_000,
+            ),
+            "a011577e814490d3c41a88f34a82de7e"
+        );
+        assert_eq!(
+            video_vip_signature(
+                BodySignatureRecipe::WxVideoVip,
+                30012,
+                "demo-video-channel-secret",
+                "oGRTijiaT-XrbyXKozckdNHFgPyc",
+                "ignored-by-the-wechat-recipe",
+                1_700_000_000,
+            ),
+            "c03c6231c9534b50574d926010078bca"
+        );
     }
 
     #[test]
