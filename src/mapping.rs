@@ -408,6 +408,25 @@ fn value_to_json(plan: &FieldPlan, value: &Value) -> Option<Json> {
     natural_json(plan, value).map(|json| with_json_type(plan.json_type, json))
 }
 
+/// `google.protobuf.Struct` holds every number as a double; the platforms want
+/// `358267`, not `358267.0`, for whole numbers.
+fn integral_numbers(json: Json) -> Json {
+    match json {
+        Json::Number(n) => match n.as_f64() {
+            Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() < 9.0e15 => Json::from(f as i64),
+            _ => Json::Number(n),
+        },
+        Json::Array(items) => Json::Array(items.into_iter().map(integral_numbers).collect()),
+        Json::Object(members) => Json::Object(
+            members
+                .into_iter()
+                .map(|(k, v)| (k, integral_numbers(v)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
 /// Converts a scalar to the JSON type the platform documents for it.
 fn with_json_type(json_type: JsonType, json: Json) -> Json {
     match (json_type, json) {
@@ -439,7 +458,9 @@ fn natural_json(plan: &FieldPlan, value: &Value) -> Option<Json> {
         Value::F64(n) => Number::from_f64(*n).map(Json::Number)?,
         Value::Bytes(bytes) if plan.url_encoded => Json::String(rawurlencode(bytes)),
         Value::Bytes(bytes) => Json::String(String::from_utf8_lossy(bytes).into_owned()),
-        Value::Message(nested) if plan.is_free_form_json => serde_json::to_value(nested).ok()?,
+        Value::Message(nested) if plan.is_free_form_json => {
+            integral_numbers(serde_json::to_value(nested).ok()?)
+        }
         Value::EnumNumber(number) => {
             let upstream = plan.enum_mapping.as_ref()?.to_upstream.get(number)?;
             match upstream.parse::<i64>() {
@@ -543,14 +564,12 @@ fn json_to_value(plan: &FieldPlan, json: &Json) -> Result<Option<Value>, String>
             Json::Bool(b) => b.to_string(),
             other => other.to_string(),
         }),
+        // The platforms' flags are "1" for yes and anything else for no
+        // (e.g. need_pop: "any value other than 1 means no popup").
         Kind::Bool => Value::Bool(match json {
             Json::Bool(b) => *b,
-            Json::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
-            Json::String(s) => match s.trim() {
-                "1" | "true" | "TRUE" | "True" => true,
-                "" | "0" | "false" | "FALSE" | "False" => false,
-                _ => return Err(mismatch("a boolean")),
-            },
+            Json::Number(n) => n.as_i64() == Some(1),
+            Json::String(s) => s.trim() == "1" || s.trim().eq_ignore_ascii_case("true"),
             _ => return Err(mismatch("a boolean")),
         }),
         Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => {
@@ -618,6 +637,10 @@ fn json_to_value(plan: &FieldPlan, json: &Json) -> Result<Option<Value>, String>
             };
             match json {
                 Json::Object(object) => Value::Message(decode_response(nested_plan, object)?),
+                // Platforms send "" or [] for an absent object ("data is empty
+                // when there is nothing").
+                Json::String(s) if s.trim().is_empty() => return Ok(None),
+                Json::Array(items) if items.is_empty() => return Ok(None),
                 _ => return Err(mismatch("an object")),
             }
         }
@@ -639,6 +662,23 @@ mod tests {
         assert_eq!(
             rawurlencode(&data),
             "%FF%D8%FF%E0%00%10JFIF%20a~b-c_d.e%2Ff%2B"
+        );
+    }
+}
+
+#[cfg(test)]
+mod struct_tests {
+    use serde_json::json;
+
+    use super::integral_numbers;
+
+    #[test]
+    fn whole_doubles_become_integers_and_fractions_stay() {
+        assert_eq!(
+            integral_numbers(
+                json!({"value": 358267.0, "ratio": 0.5, "list": [1.0, 2.5], "name": "gold"})
+            ),
+            json!({"value": 358267, "ratio": 0.5, "list": [1, 2.5], "name": "gold"})
         );
     }
 }
