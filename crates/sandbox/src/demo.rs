@@ -100,3 +100,8 @@ pub const MSDK_WX_GROUP_ID: &str = "mt2group";
 /// The guest of [`MSDK_GUEST_APPID`].
 pub const MSDK_GUEST_OPENID: &str = "G_5F1A0C2E3D4B59687A8B9CADBECFD0E1";
 pub const MSDK_GUEST_TOKEN: &str = "7D3C2B1A09F8E7D6C5B4A39281706F5E";
+
+/// The Tencent Video channel of both demo apps (the seed's example channel id): the body
+/// signature of `/profile/qqget_video_vip` and `/profile/wxget_video_vip` uses its secret.
+pub const MSDK_VIDEO_CHANNEL_ID: i64 = 30012;
+pub const MSDK_VIDEO_CHANNEL_SECRET: &str = "demo-video-channel-secret";

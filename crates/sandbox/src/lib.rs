@@ -10,7 +10,8 @@
 //! Emulated so far:
 //! - QQ mini-game server API (`/api/...`, host `api.q.qq.com`).
 //! - QQ Game OpenAPI v3 dawanka (`/v3/user/...`, host `openapi.minigame.qq.com`).
-//! - MSDK backend, modules `auth` (alias `wxoauth`) and `relation` (`/auth/...`, `/relation/...`,
+//! - MSDK backend, modules `auth` (alias `wxoauth`), `relation`, `profile`, `share` and
+//!   `freeflow` (`/auth/...`, `/relation/...`, `/profile/...`, `/share/...`, `/freeflow/...`,
 //!   host `msdk.qq.com`).
 
 pub mod demo;
@@ -37,6 +38,10 @@ use serde::{Deserialize, Serialize};
 pub use msdk::fixture::{
     MsdkApp, MsdkGender, MsdkMembership, MsdkPlatform, MsdkQqGroup, MsdkQqProfile,
     MsdkUnregisteredFriend, MsdkUser, MsdkWechatGroup, MsdkWechatProfile,
+};
+pub use msdk::fixture_profile::{
+    MsdkFirstRegistration, MsdkFreeFlow, MsdkFreeFlowLists, MsdkGift, MsdkSubscribeMessage,
+    MsdkVideoChannel, MsdkVideoVip, MsdkVipEntry,
 };
 pub use server::{RunningSandbox, spawn};
 

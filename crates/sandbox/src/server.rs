@@ -83,7 +83,11 @@ async fn serve_connection(
 ) {
     // Small JSON answers: do not let Nagle hold them back.
     let _ = stream.set_nodelay(true);
-    let service = service_fn(move |request: hyper::Request<Incoming>| {
+    let service = service_fn(move |mut request: hyper::Request<Incoming>| {
+        // The peer address, for answers about the client (MSDK `get_ccinfo` without `ip`).
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
         let router = router.clone();
         async move {
             let response = router

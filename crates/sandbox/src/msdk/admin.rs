@@ -23,6 +23,7 @@ const WECHAT_TOKEN_LEN: usize = 86;
 
 pub(crate) fn routes() -> Router<Sandbox> {
     Router::new()
+        .merge(super::admin_profile::routes())
         .route("/msdk/apps", put(put_app))
         .route("/msdk/users", put(put_user))
         .route("/msdk/tokens/expire", post(expire_token))
@@ -35,6 +36,23 @@ pub(crate) fn routes() -> Router<Sandbox> {
         .route("/msdk/qq_bindings/leader", post(set_leader))
         .route("/msdk/wechat_groups", put(put_wechat_group))
         .route("/msdk/reminders", axum::routing::delete(clear_reminders))
+        .route(
+            "/msdk/encryption",
+            axum::routing::get(encryption).delete(clear_encryption),
+        )
+}
+
+/// How the MSDK requests arrived and were answered: msdktea or plain, per interface.
+async fn encryption(State(sandbox): State<Sandbox>) -> AdminResult {
+    let state = sandbox.shared.msdk.state();
+    Ok(axum::Json(json!(state.encryption)))
+}
+
+/// Resets the encryption counters.
+async fn clear_encryption(State(sandbox): State<Sandbox>) -> AdminResult {
+    let mut state = sandbox.shared.msdk.state();
+    state.encryption = super::Encryption::default();
+    Ok(axum::Json(json!({})))
 }
 
 fn not_empty(values: &[&str], what: &'static str) -> Result<(), AdminError> {

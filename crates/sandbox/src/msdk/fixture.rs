@@ -5,6 +5,10 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::fixture_profile::{
+    MsdkFirstRegistration, MsdkFreeFlow, MsdkFreeFlowLists, MsdkGift, MsdkSubscribeMessage,
+    MsdkVideoChannel, MsdkVideoVip, MsdkVipEntry,
+};
 use crate::REDACTED;
 
 /// The login platform of an MSDK app. It decides which interfaces the app may call (QQ ones,
@@ -44,6 +48,16 @@ pub struct MsdkApp {
     /// makes it a precondition of `/relation/qq_unreg_friends` (-303 without it).
     #[serde(default = "default_true")]
     pub score_reporting: bool,
+    /// Tencent Video channels the app queries memberships through (`qqget_video_vip`,
+    /// `wxget_video_vip`).
+    #[serde(default)]
+    pub video_channels: Vec<MsdkVideoChannel>,
+    /// The free-flow lists the game configured (`/freeflow/getinfo`).
+    #[serde(default)]
+    pub freeflow: MsdkFreeFlowLists,
+    /// WeChat messages the players may subscribe to (`/profile/subscribe_*`).
+    #[serde(default)]
+    pub subscribe_messages: Vec<MsdkSubscribeMessage>,
 }
 
 fn default_true() -> bool {
@@ -78,6 +92,9 @@ pub struct MsdkUser {
     pub qq: MsdkQqProfile,
     #[serde(default)]
     pub wechat: MsdkWechatProfile,
+    /// Free-flow subscription (`/freeflow/getinfo`), whatever the platform.
+    #[serde(default)]
+    pub freeflow: MsdkFreeFlow,
 }
 
 /// QQ gender as the seed shows it in `qqprofile` and `qqfriends_detail` ("남성"/"여성"; the
@@ -141,6 +158,18 @@ pub struct MsdkQqProfile {
     pub qq_vip_level: i32,
     pub qq_year_vip: MsdkMembership,
     pub qq_svip: MsdkMembership,
+    /// `query_vip` entries by flag. Flags 1 (member), 16 (super member) and 128 (yellow
+    /// diamond) not listed here are answered from the memberships above; other flags not listed
+    /// answer zeros.
+    pub vip: Vec<MsdkVipEntry>,
+    /// Blue-diamond gift packs; `get_gift` hands them out once and deletes them.
+    pub blue_gifts: Vec<MsdkGift>,
+    /// Portable wifi eligibility (`get_wifi`).
+    pub wifi_vip: bool,
+    pub first_registration: MsdkFirstRegistration,
+    pub video_vip: MsdkVideoVip,
+    /// `get_xinyue_super` `ilevel`: 0, 10 (super R) or 11 (top R).
+    pub xinyue_super: i32,
 }
 
 /// The WeChat profile of a user.
@@ -160,6 +189,18 @@ pub struct MsdkWechatProfile {
     pub privilege: Vec<String>,
     pub unionid: String,
     pub gps_city: String,
+    /// WeChat privilege (`wxget_vip`): level (answered as nick `VIP<level>`) and score.
+    pub vip_level: i32,
+    pub vip_score: i64,
+    pub first_registration: MsdkFirstRegistration,
+    pub video_vip: MsdkVideoVip,
+    /// `get_xinyue_super` `ilevel` with `access_type=2`: 0, 10 or 11.
+    pub xinyue_super: i32,
+    /// `get_wx_xinyue_vip` `ilevel`: 0 (not a core user), 1, 2 or 3.
+    pub xinyue_vip: i32,
+    /// `wxget_eliteinfo`.
+    pub wx_elite: bool,
+    pub game_elite: bool,
 }
 
 /// A Mobile QQ friend who has not registered in the app.
@@ -227,6 +268,9 @@ impl fmt::Debug for MsdkApp {
             .field("msdkkey", &REDACTED)
             .field("appkey", &REDACTED)
             .field("score_reporting", &self.score_reporting)
+            .field("video_channels", &self.video_channels)
+            .field("freeflow", &self.freeflow)
+            .field("subscribe_messages", &self.subscribe_messages)
             .finish()
     }
 }
@@ -244,6 +288,7 @@ impl fmt::Debug for MsdkUser {
             .field("unregistered_friends", &self.unregistered_friends)
             .field("qq", &self.qq)
             .field("wechat", &self.wechat)
+            .field("freeflow", &self.freeflow)
             .finish()
     }
 }

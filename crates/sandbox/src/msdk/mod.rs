@@ -1,20 +1,26 @@
 //! MSDK backend (seed 002, hosts `msdk.qq.com` / `msdktest.qq.com`): the `auth` module (also
-//! reachable as `wxoauth`, which the seed makes interchangeable) and the `relation` module.
+//! reachable as `wxoauth`, which the seed makes interchangeable), the `relation`, `profile`,
+//! `share` and `freeflow` modules.
 //!
 //! Every request goes through the same access checks before its interface sees it, in this
 //! order: appid present (-506), appid known (-504), timestamp/sig/encode present (-506), encode
 //! 1 or 2 (-506), timestamp within 600 s of now (-502), sig (-502), interface known (-505), body
-//! not empty (-501), body decrypts and is a JSON object (-304), guest rules (-901) and app
+//! not empty (-501; the GET and `freeflow` interfaces may have none), body decrypts and is a JSON object (-304), guest rules (-901) and app
 //! platform (-303), `msdkExtInfo` format (-1001), body `appid` (-1001), then the user's login
 //! state (-10000 / -20000). Answers are HTTP 200 JSON with `ret` and `msg` (or `message` for the
 //! interfaces the seed documents so), plus `msdkExtInfo` when the request carried a valid one,
 //! encrypted with msdktea when the request asked for it.
 
 pub(crate) mod admin;
+mod admin_profile;
 mod auth;
 pub(crate) mod fixture;
+pub(crate) mod fixture_profile;
+mod freeflow;
+mod profile;
 mod relation_qq;
 mod relation_wx;
+mod share;
 mod tea;
 
 use std::collections::HashMap;
@@ -26,7 +32,7 @@ use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use md5::{Digest, Md5};
 use serde_json::{Map, Value, json};
 use tracing::{debug, info, warn};
@@ -119,6 +125,28 @@ pub(crate) enum MsdkError {
     WechatGroupNotFound,
     #[error("touser is not a friend playing the same game")]
     NotSameGameFriend,
+    #[error("channel_id is not a video channel of the app")]
+    UnknownVideoChannel,
+    #[error("timestamp more than 900 seconds from now")]
+    VideoTimestampExpired,
+    #[error("signature check failed")]
+    VideoSignatureMismatch,
+    #[error("msgId is not a message of the app")]
+    UnknownSubscribeMessage,
+    #[error("the receiver is not a friend of the sender")]
+    NotShareFriend,
+    #[error("the receiver already got {limit} shares today")]
+    ReceiverDailyLimit { limit: usize },
+    #[error("the receiver already got {limit} shares from this sender today")]
+    SenderDailyLimit { limit: usize },
+    #[error("thumb_media_id not found")]
+    UnknownMedia,
+    #[error("secret check failed")]
+    SecretMismatch,
+    #[error("filelength over the limit of {limit} bytes")]
+    FileTooLarge { limit: i64 },
+    #[error("filelength does not match the binary")]
+    FileLengthMismatch,
     #[error("system busy")]
     Busy,
     #[error("sandbox injected error")]
@@ -153,6 +181,17 @@ impl MsdkError {
             Self::NotMember => -1110,
             Self::WechatGroupNotFound => -1201,
             Self::NotSameGameFriend => -1202,
+            Self::UnknownVideoChannel => -1301,
+            Self::VideoTimestampExpired => -1302,
+            Self::VideoSignatureMismatch => -1303,
+            Self::UnknownSubscribeMessage => -1304,
+            Self::NotShareFriend => -1401,
+            Self::ReceiverDailyLimit { .. } => -1402,
+            Self::SenderDailyLimit { .. } => -1403,
+            Self::UnknownMedia => -1404,
+            Self::SecretMismatch => -1405,
+            Self::FileTooLarge { .. } => -1406,
+            Self::FileLengthMismatch => -1407,
             Self::Busy => -1,
             Self::Injected(code) => *code,
         }
@@ -178,6 +217,8 @@ enum Scope {
     Guest,
     /// Every app, guests included (`get_pfval`: the seed gives guests their own platform value).
     Any,
+    /// QQ and WeChat apps, not guests (`freeflow`, `get_xinyue_super`).
+    Player,
 }
 
 /// Where an interface takes the user and their credential from.
@@ -193,6 +234,28 @@ enum Credential {
     PayToken,
     /// `wx_mini_send_msg`: the URL `openid` and the URL `access_token`.
     QueryAccessToken,
+    /// The share interfaces: body `openid` (or the URL's) and body `access_token`.
+    BodyAccessToken,
+    /// No token documented: body `openid` (or the URL's), a player of the app (-1001 otherwise).
+    PlayerOnly,
+    /// `subscribe_push`/`subscribe_clear`: no token; the openid (body or URL) is optional.
+    SourceOnly,
+    /// `upload_wx`: body `secret` is the app's appkey; the openid is optional.
+    AppSecret,
+    /// The GET interfaces: no body; URL `openid` and URL `access_token`, and the interface's
+    /// parameters in the URL too.
+    QueryGet,
+    /// `freeflow`: as `PlayerOnly`, but the body may be empty and URL parameters fill in what
+    /// the body lacks (the seed's examples send none).
+    PlayerFromUrl,
+}
+
+impl Credential {
+    /// The interface's parameters may come in the URL (merged under the body's) and its body
+    /// may be empty.
+    fn url_parameters(self) -> bool {
+        matches!(self, Self::QueryGet | Self::PlayerFromUrl)
+    }
 }
 
 type Handler = fn(&mut MsdkState, &Call) -> Result<Map<String, Value>, MsdkError>;
@@ -217,6 +280,9 @@ fn interfaces() -> impl Iterator<Item = &'static Interface> {
         .iter()
         .chain(relation_qq::INTERFACES)
         .chain(relation_wx::INTERFACES)
+        .chain(profile::INTERFACES)
+        .chain(share::INTERFACES)
+        .chain(freeflow::INTERFACES)
 }
 
 /// Every canonical MSDK path the sandbox answers.
@@ -252,10 +318,18 @@ pub(crate) fn reports_loss(path: &str) -> bool {
 /// (-505), not a 404.
 pub(crate) fn routes() -> Router<Sandbox> {
     let mut router = Router::new();
-    for module in ["auth", "wxoauth", "relation"] {
+    for module in [
+        "auth", "wxoauth", "relation", "profile", "share", "freeflow",
+    ] {
         router = router
             .route(&format!("/{module}/{{interface}}"), post(handle))
             .route(&format!("/{module}/{{interface}}/"), post(handle));
+    }
+    // The GET interfaces have routes of their own: POST to them is 405.
+    for interface in interfaces().filter(|i| matches!(i.credential, Credential::QueryGet)) {
+        router = router
+            .route(interface.path, get(handle))
+            .route(&format!("{}/", interface.path), get(handle));
     }
     router
 }
@@ -293,6 +367,36 @@ pub(crate) struct MsdkState {
     wechat: HashMap<String, relation_wx::WechatGroups>,
     /// The number of the next QQ group `createbind_groupv2` creates.
     next_gc: u64,
+    /// How the requests of each interface arrived and were answered (see [`Encryption`]).
+    encryption: Encryption,
+    /// Per appid: `profile` and `share` module state.
+    profile: HashMap<String, profile::ProfileState>,
+    share: HashMap<String, share::ShareState>,
+}
+
+/// Per canonical path, how many requests that reached an MSDK interface (faulted ones do not)
+/// came with a msdktea body (`Content-Encrypt`) or a plain one, and how many answers were
+/// encrypted (`Accept-Encrypt`). `GET /_sandbox/msdk/encryption` shows it, so that a client's
+/// tests can tell that its bodies really travelled encrypted.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub(crate) struct Encryption {
+    encrypted_requests: std::collections::BTreeMap<String, u64>,
+    plain_requests: std::collections::BTreeMap<String, u64>,
+    encrypted_answers: std::collections::BTreeMap<String, u64>,
+}
+
+impl Encryption {
+    fn record(&mut self, path: &str, encrypted_request: bool, encrypted_answer: bool) {
+        let requests = if encrypted_request {
+            &mut self.encrypted_requests
+        } else {
+            &mut self.plain_requests
+        };
+        *requests.entry(path.to_owned()).or_default() += 1;
+        if encrypted_answer {
+            *self.encrypted_answers.entry(path.to_owned()).or_default() += 1;
+        }
+    }
 }
 
 impl MsdkState {
@@ -396,6 +500,8 @@ struct Call {
     https: bool,
     degraded: bool,
     now: i64,
+    /// The client's address (`X-Forwarded-For`, else the peer), for `get_ccinfo` without `ip`.
+    client_ip: Option<String>,
 }
 
 impl Call {
@@ -639,6 +745,9 @@ impl Msdk {
             qq: HashMap::new(),
             wechat: HashMap::new(),
             next_gc: relation_qq::FIRST_CREATED_GC,
+            encryption: Encryption::default(),
+            profile: HashMap::new(),
+            share: HashMap::new(),
         };
         for user in &config.msdk_users {
             if !state.apps.contains_key(&user.appid) {
@@ -702,10 +811,13 @@ impl Msdk {
             return Err(MsdkError::SigMismatch);
         }
         let interface = find(path).ok_or(MsdkError::UnknownInterface)?;
-        if body.trim_ascii().is_empty() {
+        // GET and freeflow requests may come without a body (their parameters in the URL).
+        let url_parameters = interface.credential.url_parameters();
+        if body.trim_ascii().is_empty() && !url_parameters {
             return Err(MsdkError::EmptyBody);
         }
         let plain = match headers.get(CONTENT_ENCRYPT) {
+            _ if body.trim_ascii().is_empty() => b"{}".to_vec(),
             None => body.to_vec(),
             Some(value) if names_msdktea(value) => {
                 tea::decrypt(body).map_err(|_| MsdkError::BodyNotDecryptable)?
@@ -716,9 +828,15 @@ impl Msdk {
         if plain.trim_ascii().is_empty() {
             return Err(MsdkError::EmptyBody);
         }
-        let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(&plain) else {
+        let Ok(Value::Object(mut body)) = serde_json::from_slice::<Value>(&plain) else {
             return Err(MsdkError::BodyNotJson);
         };
+        if url_parameters {
+            for (name, value) in params.pairs_except("sig") {
+                let value = Value::String(String::from_utf8_lossy(value).into_owned());
+                body.entry(String::from_utf8_lossy(name)).or_insert(value);
+            }
+        }
         let guest_id = |field: &str| {
             body.get(field)
                 .and_then(Value::as_str)
@@ -736,12 +854,14 @@ impl Msdk {
                 return Err(MsdkError::NoPermission);
             }
             Scope::Guest => {}
-            Scope::Qq | Scope::Wechat if guest => return Err(MsdkError::GuestNotAllowed),
+            Scope::Qq | Scope::Wechat | Scope::Player if guest => {
+                return Err(MsdkError::GuestNotAllowed);
+            }
             Scope::Qq if app.platform != MsdkPlatform::Qq => return Err(MsdkError::NoPermission),
             Scope::Wechat if app.platform != MsdkPlatform::Wechat => {
                 return Err(MsdkError::NoPermission);
             }
-            Scope::Qq | Scope::Wechat => {}
+            Scope::Qq | Scope::Wechat | Scope::Player => {}
         }
         if params
             .get_non_empty("msdkExtInfo")
@@ -783,12 +903,35 @@ impl Msdk {
             }
         };
         let token = |field: &'static str| req_str(body, field, field);
+        // No token: the openid, when sent (body or URL), is taken as it is.
+        let optional_user = || -> Result<String, MsdkError> {
+            match (opt_str(body, "openid", "openid")?, &url_openid) {
+                (None, None) => Ok(String::new()),
+                _ => user_id("openid"),
+            }
+        };
         let (openid, token, pay) = match accepted.interface.credential {
             Credential::AccessToken => (user_id("openid")?, token("accessToken")?, false),
             Credential::PayToken => (user_id("openid")?, token("accessToken")?, true),
             Credential::Openkey => (user_id("openid")?, token("openkey")?, false),
             Credential::Guest => (user_id("guestid")?, token("accessToken")?, false),
-            Credential::QueryAccessToken => (
+            Credential::BodyAccessToken => (user_id("openid")?, token("access_token")?, false),
+            Credential::PlayerOnly | Credential::PlayerFromUrl => {
+                let openid = user_id("openid")?;
+                return match state.user(&accepted.app.appid, &openid) {
+                    Some(_) => Ok(openid),
+                    None => Err(MsdkError::Invalid("openid")),
+                };
+            }
+            Credential::SourceOnly => return optional_user(),
+            Credential::AppSecret => {
+                let secret = token("secret")?;
+                if !constant_time_eq(secret.as_bytes(), accepted.app.appkey.as_bytes()) {
+                    return Err(MsdkError::SecretMismatch);
+                }
+                return optional_user();
+            }
+            Credential::QueryAccessToken | Credential::QueryGet => (
                 url_openid.ok_or(MsdkError::Invalid("openid"))?,
                 params
                     .get_non_empty("access_token")
@@ -814,7 +957,16 @@ async fn handle(State(sandbox): State<Sandbox>, request: Request) -> Response {
     let degraded = parts.extensions.get::<Degrade>().is_some();
     let appid = params.get("appid").unwrap_or_default();
     let url_openid = params.get("openid").unwrap_or_default();
-    match run(&sandbox, path, &params, &parts.headers, &body, degraded) {
+    let client_ip = freeflow::client_ip(&parts);
+    match run(
+        &sandbox,
+        path,
+        &params,
+        &parts.headers,
+        &body,
+        degraded,
+        client_ip,
+    ) {
         Ok((interface, mut fields)) => {
             debug!(path = interface.path, %appid, %url_openid, degraded, "msdk request answered");
             fields.insert("ret".to_owned(), json!(0));
@@ -839,9 +991,18 @@ fn run(
     headers: &HeaderMap,
     body: &Bytes,
     degraded: bool,
+    client_ip: Option<String>,
 ) -> Outcome {
     let now = unix_now();
     let mut state = sandbox.shared.msdk.state();
+    if let Some(interface) = find(path) {
+        let encrypted = |name: &HeaderName| headers.get(name).is_some_and(names_msdktea);
+        state.encryption.record(
+            interface.path,
+            encrypted(&CONTENT_ENCRYPT),
+            encrypted(&ACCEPT_ENCRYPT),
+        );
+    }
     let accepted =
         Msdk::accept(&state, path, params, headers, body, now).map_err(|error| ("msg", error))?;
     let openid = Msdk::authenticate(&state, &accepted, params).map_err(|error| ("msg", error))?;
@@ -853,6 +1014,7 @@ fn run(
         https: wants_https(params),
         degraded: degraded && interface.reports_loss,
         now,
+        client_ip,
     };
     (interface.handler)(&mut state, &call)
         .map(|fields| (interface, fields))
@@ -866,7 +1028,7 @@ mod tests {
     #[test]
     fn every_interface_has_a_unique_canonical_path() {
         let paths: Vec<_> = paths().collect();
-        assert_eq!(paths.len(), 28);
+        assert_eq!(paths.len(), 51);
         for path in &paths {
             assert_eq!(canonical_path(path), Some(*path));
             assert_eq!(paths.iter().filter(|p| *p == path).count(), 1, "{path}");
@@ -881,7 +1043,11 @@ mod tests {
         );
         assert_eq!(canonical_path("/relation/nope"), None);
         assert_eq!(canonical_path("/wxoauth/qqprofile"), None);
-        assert_eq!(canonical_path("/profile/query_vip"), None);
+        assert_eq!(
+            canonical_path("/profile/query_vip/"),
+            Some("/profile/query_vip")
+        );
+        assert_eq!(canonical_path("/pay/query"), None);
         assert_eq!(canonical_path("/relation/qqprofile//"), None);
     }
 

@@ -9,5 +9,7 @@ mod minigame;
 mod msdk_auth;
 mod msdk_client;
 mod msdk_groups;
+mod msdk_profile;
 mod msdk_relation;
+mod msdk_share;
 mod openapi;

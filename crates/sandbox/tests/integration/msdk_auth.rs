@@ -141,7 +141,7 @@ async fn access_layer_codes_in_order() {
             .is_none()
     );
     let mut r = base.clone();
-    r.path = "/profile/query_vip".into();
+    r.path = "/pay/query".into();
     assert_eq!(r.send_raw(&h).await.status(), 404);
 }
 
@@ -489,6 +489,31 @@ async fn msdktea_bodies_both_ways() {
     let mut empty = alice(QQPROFILE, json!({})).raw_body(b"");
     empty.encrypt = true;
     assert_eq!(ret(&empty.send(&h).await), -501);
+
+    // The admin API tells how each request came (by its Content-Encrypt) and was answered.
+    let (status, counters) = h
+        .admin(Method::GET, "/_sandbox/msdk/encryption", Value::Null)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        counters,
+        json!({
+            "encrypted_requests": {QQPROFILE: 6},
+            "plain_requests": {QQPROFILE: 3},
+            "encrypted_answers": {QQPROFILE: 4},
+        })
+    );
+    let (status, _) = h
+        .admin(Method::DELETE, "/_sandbox/msdk/encryption", Value::Null)
+        .await;
+    assert_eq!(status, 200);
+    let (_, counters) = h
+        .admin(Method::GET, "/_sandbox/msdk/encryption", Value::Null)
+        .await;
+    assert_eq!(
+        counters,
+        json!({"encrypted_requests": {}, "plain_requests": {}, "encrypted_answers": {}})
+    );
 }
 
 #[tokio::test]
