@@ -212,10 +212,22 @@ impl Config {
                 base_url: sandbox_url.to_string(),
                 budget_ms: default_msdk_budget_ms(),
                 apps: [
-                    (demo::MSDK_QQ_APPID, demo::MSDK_QQ_MSDKKEY, demo::MSDK_QQ_APPKEY),
-                    (demo::MSDK_WX_APPID, demo::MSDK_WX_MSDKKEY, demo::MSDK_WX_APPKEY),
+                    (
+                        demo::MSDK_QQ_APPID,
+                        demo::MSDK_QQ_MSDKKEY,
+                        demo::MSDK_QQ_APPKEY,
+                    ),
+                    (
+                        demo::MSDK_WX_APPID,
+                        demo::MSDK_WX_MSDKKEY,
+                        demo::MSDK_WX_APPKEY,
+                    ),
                     // Guests call with the "G_" appid and the game's own keys.
-                    (demo::MSDK_GUEST_APPID, demo::MSDK_QQ_MSDKKEY, demo::MSDK_QQ_APPKEY),
+                    (
+                        demo::MSDK_GUEST_APPID,
+                        demo::MSDK_QQ_MSDKKEY,
+                        demo::MSDK_QQ_APPKEY,
+                    ),
                 ]
                 .into_iter()
                 .map(|(appid, msdkkey, appkey)| {

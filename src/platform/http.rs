@@ -45,9 +45,11 @@ impl UpstreamHttp {
     ) -> Result<Bytes, GatewayError> {
         self.send_with_headers(platform, endpoint, method, url, body, &[], deadline)
             .await
+            .map(|answer| answer.body)
     }
 
-    /// [`UpstreamHttp::send`] with extra request headers.
+    /// [`UpstreamHttp::send`] with extra request headers; the answer keeps its
+    /// headers (MSDK says in `Content-Encrypt` whether the body is encrypted).
     #[allow(clippy::too_many_arguments)]
     pub async fn send_with_headers(
         &self,
@@ -58,7 +60,7 @@ impl UpstreamHttp {
         body: Option<OutgoingBody>,
         headers: &[(&str, &str)],
         deadline: Instant,
-    ) -> Result<Bytes, GatewayError> {
+    ) -> Result<UpstreamAnswer, GatewayError> {
         let now = Instant::now();
         let timeout = |budget: Duration| GatewayError::Timeout {
             platform,
@@ -83,10 +85,11 @@ impl UpstreamHttp {
         let exchange = async {
             let response = request.send().await?;
             let status = response.status();
+            let headers = response.headers().clone();
             let bytes = response.bytes().await?;
-            Ok::<_, reqwest::Error>((status, bytes))
+            Ok::<_, reqwest::Error>((status, headers, bytes))
         };
-        let (status, bytes) = match tokio::time::timeout_at(deadline, exchange).await {
+        let (status, headers, bytes) = match tokio::time::timeout_at(deadline, exchange).await {
             Err(_) => return Err(timeout(deadline - now)),
             Ok(Err(error)) if error.is_timeout() => return Err(timeout(deadline - now)),
             Ok(Err(error)) => {
@@ -105,8 +108,17 @@ impl UpstreamHttp {
                 status: status.as_u16(),
             });
         }
-        Ok(bytes)
+        Ok(UpstreamAnswer {
+            headers,
+            body: bytes,
+        })
     }
+}
+
+/// A 2xx answer: its headers and body.
+pub struct UpstreamAnswer {
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Bytes,
 }
 
 /// Parses an answer that must be a JSON object.

@@ -202,7 +202,7 @@ impl MsdkClient {
         } else {
             &[]
         };
-        let bytes = self
+        let answer = self
             .http
             .send_with_headers(
                 PLATFORM,
@@ -214,15 +214,20 @@ impl MsdkClient {
                 deadline,
             )
             .await?;
-        // Answers refused before decryption (a bad sig, say) may come back plain.
-        let plain = if app.encrypt && bytes.first() != Some(&b'{') {
-            msdktea::decrypt(&bytes).map_err(|error| GatewayError::Malformed {
+        // The answer says whether its body is encrypted: answers refused before
+        // decryption (a bad sig, say) may come back plain even when asked not to.
+        let encrypted = answer
+            .headers
+            .get("content-encrypt")
+            .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"msdktea"));
+        let plain = if encrypted {
+            msdktea::decrypt(&answer.body).map_err(|error| GatewayError::Malformed {
                 platform: PLATFORM,
                 endpoint: route.path.clone(),
                 detail: error.to_string(),
             })?
         } else {
-            bytes.to_vec()
+            answer.body.to_vec()
         };
         let answer = json_object(PLATFORM, &route.path, &plain)?;
         let Some(ret) = envelope_code(&answer, "ret") else {

@@ -5,7 +5,9 @@ use std::{collections::HashMap, net::SocketAddr, time::Duration};
 use gamegate::{
     config::Config,
     proto::{
-        dawanka_service_client::DawankaServiceClient, storage_service_client::StorageServiceClient,
+        auth_service_client::AuthServiceClient, dawanka_service_client::DawankaServiceClient,
+        relation_service_client::RelationServiceClient,
+        storage_service_client::StorageServiceClient,
     },
     sandbox::{self, RunningSandbox, SandboxConfig},
     server::RunningGateway,
@@ -57,6 +59,14 @@ impl Harness {
 
     pub fn dawanka(&self) -> DawankaServiceClient<Channel> {
         DawankaServiceClient::new(self.channel.clone())
+    }
+
+    pub fn auth(&self) -> AuthServiceClient<Channel> {
+        AuthServiceClient::new(self.channel.clone())
+    }
+
+    pub fn relation(&self) -> RelationServiceClient<Channel> {
+        RelationServiceClient::new(self.channel.clone())
     }
 
     async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
@@ -121,6 +131,44 @@ impl Harness {
             None,
         )
         .await
+    }
+
+    /// `GET /_sandbox{path}`.
+    pub async fn admin_get(&self, path: &str) -> Value {
+        self.admin(reqwest::Method::GET, path, None).await
+    }
+
+    /// `POST /_sandbox{path}` with a JSON body.
+    pub async fn admin_post(&self, path: &str, body: Value) -> Value {
+        self.admin(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    /// `PUT /_sandbox{path}` with a JSON body.
+    pub async fn admin_put(&self, path: &str, body: Value) -> Value {
+        self.admin(reqwest::Method::PUT, path, Some(body)).await
+    }
+
+    /// Platform requests the sandbox received, every path summed.
+    pub async fn total_requests(&self) -> u64 {
+        let stats = self.admin_get("/stats").await;
+        stats["requests"]
+            .as_object()
+            .map(|paths| paths.values().filter_map(Value::as_u64).sum())
+            .unwrap_or(0)
+    }
+
+    /// The MSDK user's current access token (and QQ pay token) now answers "expired".
+    pub async fn msdk_expire_token(&self, appid: &str, openid: &str) {
+        self.admin_post(
+            "/msdk/tokens/expire",
+            json!({ "appid": appid, "openid": openid }),
+        )
+        .await;
+    }
+
+    /// The app's QQ groups, bindings, reminders, WeChat groups and mini-program messages.
+    pub async fn msdk_groups(&self, appid: &str) -> Value {
+        self.admin_get(&format!("/msdk/groups?appid={appid}")).await
     }
 
     pub async fn shutdown_gateway(&mut self) {

@@ -6,6 +6,8 @@ mod common;
 mod dawanka;
 mod deadline;
 mod health_reflection;
+mod msdk_auth;
+mod msdk_relation;
 mod readme;
 mod secrets;
 mod storage;
