@@ -146,6 +146,14 @@ fn violation(
     });
 }
 
+fn required(path: &str) -> Violation {
+    Violation {
+        field: path.to_string(),
+        description: "is required".into(),
+        reason: ErrorReason::FieldRequired,
+    }
+}
+
 fn validate_message(
     plan: &MessagePlan,
     message: &DynamicMessage,
@@ -229,11 +237,7 @@ fn validate_field(
     }
     if plan.nested.is_some() && !message.has_field(&plan.field) {
         if rules.is_some_and(|r| r.required) {
-            violations.push(Violation {
-                field: path.to_string(),
-                description: "is required".into(),
-                reason: ErrorReason::FieldRequired,
-            });
+            violations.push(required(path));
         }
         return;
     }
@@ -247,11 +251,7 @@ fn validate_value(plan: &FieldPlan, value: &Value, path: &str, violations: &mut 
             let Some(rules) = rules else { return };
             if text.is_empty() {
                 if rules.required {
-                    violations.push(Violation {
-                        field: path.to_string(),
-                        description: "is required".into(),
-                        reason: ErrorReason::FieldRequired,
-                    });
+                    violations.push(required(path));
                 }
                 return;
             }
@@ -338,11 +338,7 @@ fn validate_value(plan: &FieldPlan, value: &Value, path: &str, violations: &mut 
             let Some(rules) = rules else { return };
             if bytes.is_empty() {
                 if rules.required {
-                    violations.push(Violation {
-                        field: path.to_string(),
-                        description: "is required".into(),
-                        reason: ErrorReason::FieldRequired,
-                    });
+                    violations.push(required(path));
                 }
                 return;
             }
@@ -356,11 +352,7 @@ fn validate_value(plan: &FieldPlan, value: &Value, path: &str, violations: &mut 
             }
         }
         Value::EnumNumber(0) if rules.is_some_and(|r| r.required) => {
-            violations.push(Violation {
-                field: path.to_string(),
-                description: "is required".into(),
-                reason: ErrorReason::FieldRequired,
-            });
+            violations.push(required(path));
         }
         _ => {}
     }

@@ -142,6 +142,25 @@ pub fn json_object(
     }
 }
 
+/// Parses an answer whose envelope carries its result code in `code_member`
+/// (`errcode`, `ret`): the JSON object and that code (0 = success).
+pub fn enveloped(
+    platform: Platform,
+    endpoint: &str,
+    bytes: &[u8],
+    code_member: &str,
+) -> Result<(Map<String, Json>, i64), GatewayError> {
+    let answer = json_object(platform, endpoint, bytes)?;
+    match envelope_code(&answer, code_member) {
+        Some(code) => Ok((answer, code)),
+        None => Err(GatewayError::Malformed {
+            platform,
+            endpoint: endpoint.to_string(),
+            detail: format!("{code_member} is not an integer"),
+        }),
+    }
+}
+
 /// Reads an integer envelope member (`errcode`, `ret`) leniently: a number or a
 /// string holding one. Absent means 0.
 pub fn envelope_code(object: &Map<String, Json>, name: &str) -> Option<i64> {

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use super::{
     Apps,
-    http::{OutgoingBody, UpstreamHttp, envelope_code, envelope_text, json_object},
+    http::{OutgoingBody, UpstreamHttp, envelope_code, envelope_text, enveloped, json_object},
     signing::{minigame_signature, openapi_encode},
 };
 use crate::{
@@ -110,14 +110,7 @@ impl MiniGameClient {
                     deadline,
                 )
                 .await?;
-            let answer = json_object(PLATFORM, &route.path, &bytes)?;
-            let Some(code) = envelope_code(&answer, "errcode") else {
-                return Err(GatewayError::Malformed {
-                    platform: PLATFORM,
-                    endpoint: route.path.clone(),
-                    detail: "errcode is not an integer".into(),
-                });
-            };
+            let (answer, code) = enveloped(PLATFORM, &route.path, &bytes, "errcode")?;
             if code == 0 {
                 return Ok(answer);
             }

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 use super::{
     Apps,
-    http::{OutgoingBody, UpstreamHttp, envelope_code, envelope_text, json_object},
+    http::{OutgoingBody, UpstreamHttp, envelope_code, envelope_text, enveloped},
     msdktea,
     signing::openapi_encode,
 };
@@ -229,14 +229,7 @@ impl MsdkClient {
         } else {
             answer.body.to_vec()
         };
-        let answer = json_object(PLATFORM, &route.path, &plain)?;
-        let Some(ret) = envelope_code(&answer, "ret") else {
-            return Err(GatewayError::Malformed {
-                platform: PLATFORM,
-                endpoint: route.path.clone(),
-                detail: "ret is not an integer".into(),
-            });
-        };
+        let (answer, ret) = enveloped(PLATFORM, &route.path, &plain, "ret")?;
         if ret == 0 {
             return Ok(answer);
         }

@@ -8,7 +8,7 @@ use tokio::time::Instant;
 
 use super::{
     Apps,
-    http::{OutgoingBody, UpstreamHttp, envelope_code, envelope_text, json_object},
+    http::{OutgoingBody, UpstreamHttp, envelope_text, enveloped},
     signing::{openapi_encode, openapi_signature},
 };
 use crate::{
@@ -85,14 +85,7 @@ impl OpenApiClient {
             .http
             .send(PLATFORM, &route.path, route.method, &url, body, deadline)
             .await?;
-        let answer = json_object(PLATFORM, &route.path, &bytes)?;
-        let Some(code) = envelope_code(&answer, "ret") else {
-            return Err(GatewayError::Malformed {
-                platform: PLATFORM,
-                endpoint: route.path.clone(),
-                detail: "ret is not an integer".into(),
-            });
-        };
+        let (answer, code) = enveloped(PLATFORM, &route.path, &bytes, "ret")?;
         if code == 0 {
             return Ok(answer);
         }
