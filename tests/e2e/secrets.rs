@@ -8,8 +8,8 @@ use std::{
 };
 
 use gamegate::proto::{
-    DawankaDataVersion, GetDawankaInfoRequest, KeyValue, MiniGameUser, QqGameUser,
-    SetUserStorageRequest,
+    DawankaDataVersion, GetDawankaInfoRequest, GetQqProfileRequest, GetQqVideoVipRequest, KeyValue,
+    MiniGameUser, QqGameUser, QqUserLogin, SetUserStorageRequest,
 };
 use secrecy::SecretString;
 use serde_json::json;
@@ -121,6 +121,52 @@ async fn no_secret_is_ever_logged() {
         .await
         .unwrap_err();
 
+    // MSDK: an encrypted app, a refused token, a signed video VIP call.
+    let msdk = Harness::start_with(|config| {
+        config
+            .msdk
+            .as_mut()
+            .unwrap()
+            .apps
+            .get_mut(demo::MSDK_QQ_APPID)
+            .unwrap()
+            .encrypt = true;
+    })
+    .await;
+    let qq_login = |token: &str| {
+        Some(QqUserLogin {
+            openid: demo::MSDK_QQ_ALICE_OPENID.into(),
+            access_token: token.into(),
+        })
+    };
+    let mut relation =
+        gamegate::proto::relation_service_client::RelationServiceClient::new(msdk.channel.clone());
+    relation
+        .get_qq_profile(GetQqProfileRequest {
+            app_id: demo::MSDK_QQ_APPID.into(),
+            user: qq_login(demo::MSDK_QQ_ALICE_TOKEN),
+            options: None,
+        })
+        .await
+        .unwrap();
+    let _ = relation
+        .get_qq_profile(GetQqProfileRequest {
+            app_id: demo::MSDK_QQ_APPID.into(),
+            user: qq_login(demo::MSDK_QQ_BOB_TOKEN),
+            options: None,
+        })
+        .await
+        .unwrap_err();
+    gamegate::proto::profile_service_client::ProfileServiceClient::new(msdk.channel.clone())
+        .get_qq_video_vip(GetQqVideoVipRequest {
+            app_id: demo::MSDK_QQ_APPID.into(),
+            user: qq_login(demo::MSDK_QQ_ALICE_TOKEN),
+            channel_id: demo::MSDK_VIDEO_CHANNEL_ID as i32,
+            options: None,
+        })
+        .await
+        .unwrap();
+
     let captured = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
     assert!(
         captured.contains("access token refused"),
@@ -134,9 +180,16 @@ async fn no_secret_is_ever_logged() {
         demo::OPENAPI_APPKEY,
         demo::OPENAPI_SUPER_OPENKEY,
         demo::OPENAPI_UNLIMITED_OPENKEY,
+        demo::MSDK_QQ_MSDKKEY,
+        demo::MSDK_QQ_APPKEY,
+        demo::MSDK_QQ_ALICE_TOKEN,
+        demo::MSDK_QQ_BOB_TOKEN,
+        demo::MSDK_VIDEO_CHANNEL_SECRET,
         "access_token=",
+        "accessToken",
         "secret=",
         "openkey=",
+        "sig=",
     ] {
         assert!(
             !captured.contains(secret),
