@@ -55,17 +55,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// A message that holds at least one `debug_redact` field.
+/// A message that holds at least one `sensitive` field.
 struct RedactedMessage {
     full_name: String,
     rust_path: String,
     fields: Vec<(String, bool)>,
 }
 
-/// Finds the `gamegate.v1` messages with `[debug_redact = true]` fields: their
-/// derived Debug would print session keys and openkeys.
+/// Finds the `gamegate.v1` messages with fields declared `sensitive` in their
+/// `(gamegate.v1.upstream)` option: their derived Debug would print session keys,
+/// openkeys and access tokens.
 fn redacted_messages(encoded: &[u8]) -> Result<Vec<RedactedMessage>, Box<dyn std::error::Error>> {
     let pool = prost_reflect::DescriptorPool::decode(encoded)?;
+    let upstream = pool
+        .get_extension_by_name("gamegate.v1.upstream")
+        .ok_or("options.proto lost the gamegate.v1.upstream extension")?;
     let mut found = Vec::new();
     for message in pool.all_messages() {
         if message.package_name() != "gamegate.v1" || message.parent_message().is_some() {
@@ -74,10 +78,14 @@ fn redacted_messages(encoded: &[u8]) -> Result<Vec<RedactedMessage>, Box<dyn std
         let fields: Vec<(String, bool)> = message
             .fields()
             .map(|field| {
-                let redact = field
-                    .options()
-                    .get_field_by_name("debug_redact")
-                    .is_some_and(|value| value.as_bool() == Some(true));
+                let options = field.options();
+                let redact = options.has_extension(&upstream)
+                    && matches!(
+                        options.get_extension(&upstream).as_ref(),
+                        prost_reflect::Value::Message(declared)
+                            if declared.get_field_by_name("sensitive")
+                                .is_some_and(|value| value.as_bool() == Some(true))
+                    );
                 (field.name().to_string(), redact)
             })
             .collect();

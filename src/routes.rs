@@ -128,8 +128,8 @@ pub struct FieldPlan {
     pub json_type: JsonType,
     /// The platform's per-call maximum of a repeated field (fan-out above it).
     pub batch_size: Option<usize>,
-    /// `[debug_redact = true]`: a credential, never logged, never part of a
-    /// cache key.
+    /// Declared `sensitive`: a credential, never logged, never part of a cache
+    /// key.
     pub sensitive: bool,
     /// Other spellings accepted in answers.
     pub also_named: Vec<String>,
@@ -410,9 +410,7 @@ impl PlanCompiler<'_> {
             _ => {}
         }
         let flatten = declared.flatten && nested.is_some();
-        let sensitive = options
-            .get_field_by_name("debug_redact")
-            .is_some_and(|value| value.as_bool() == Some(true));
+        let sensitive = declared.sensitive;
         Ok(FieldPlan {
             upstream_name: if declared.name.is_empty() {
                 field.name().to_string()
