@@ -163,7 +163,7 @@ pub async fn serve(
         .concurrency_limit_per_connection(config.max_concurrent_calls_per_connection)
         .load_shed(true)
         .add_routes(routes)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), announce);
+        .serve_with_incoming_shutdown(nodelay(listener), announce);
     tokio::pin!(server);
     tokio::select! {
         result = &mut server => return result.map_err(ServeError::from),
@@ -179,6 +179,22 @@ pub async fn serve(
             Ok(())
         }
     }
+}
+
+/// Accepted connections with Nagle's algorithm off: tonic's own `tcp_nodelay`
+/// applies only to listeners it binds itself, and small gRPC answers held back
+/// for a delayed ACK cost milliseconds each.
+fn nodelay(
+    listener: TcpListener,
+) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use tokio_stream::StreamExt;
+    TcpListenerStream::new(listener).map(|accepted| {
+        accepted.inspect(|stream| {
+            if let Err(error) = stream.set_nodelay(true) {
+                tracing::debug!(%error, "cannot disable nagle on an accepted connection");
+            }
+        })
+    })
 }
 
 /// A gamegate running in a background task (tests, the embedded default).
