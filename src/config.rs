@@ -172,7 +172,8 @@ impl Config {
             figment = figment.merge(Toml::file(path));
         }
         let config: Config = figment
-            .merge(Env::prefixed("GAMEGATE_").split("__"))
+            // GAMEGATE_LOG is the log filter, read by main, not configuration.
+            .merge(Env::prefixed("GAMEGATE_").ignore(&["LOG"]).split("__"))
             .extract()
             .map_err(Box::new)?;
         config.validate()?;
@@ -341,5 +342,39 @@ impl Config {
 
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_millis(self.shutdown_grace_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    // figment's Jail fixes the closure's error type.
+    #[allow(clippy::result_large_err)]
+    fn secrets_come_from_the_environment_and_the_log_filter_is_not_configuration() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "gamegate.toml",
+                "[qq_openapi]\nbase_url = \"https://openapi.minigame.qq.com\"\n",
+            )?;
+            jail.set_env("GAMEGATE_LOG", "debug");
+            jail.set_env(
+                "GAMEGATE_QQ_OPENAPI__APPS__1110766236__APPKEY",
+                "from-the-env",
+            );
+            let config = Config::load(Some(Path::new("gamegate.toml")))
+                .map_err(|e| figment::Error::from(e.to_string()))?;
+            let platform = config.qq_openapi.expect("qq_openapi configured");
+            assert_eq!(
+                platform.apps["1110766236"].appkey.expose_secret(),
+                "from-the-env"
+            );
+            assert!(
+                !format!("{platform:?}").contains("from-the-env"),
+                "Debug redacts"
+            );
+            Ok(())
+        });
     }
 }
