@@ -301,10 +301,6 @@ impl RouteTable {
     pub fn services(&self) -> &[String] {
         &self.services
     }
-
-    pub fn routes(&self) -> impl Iterator<Item = &Arc<Route>> {
-        self.routes.values()
-    }
 }
 
 fn transcode<T: prost::Message + Default>(
