@@ -253,14 +253,9 @@ impl Config {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         let check_url = |name: &str, url: &str| {
-            let parsed = reqwest::Url::parse(url)
-                .map_err(|e| ConfigError::Invalid(format!("{name}.base_url {url:?}: {e}")))?;
-            if !matches!(parsed.scheme(), "http" | "https") {
-                return Err(ConfigError::Invalid(format!(
-                    "{name}.base_url must be http or https"
-                )));
-            }
-            Ok(())
+            crate::platform::http::BaseUrl::parse(url)
+                .map(drop)
+                .map_err(|e| ConfigError::Invalid(format!("{name}.{e}")))
         };
         let check_budget = |name: &str, ms: u64| {
             if ms == 0 || ms > 60_000 {

@@ -85,9 +85,9 @@ pub enum GatewayError {
     Unreachable {
         platform: Platform,
         endpoint: String,
-        // Built with `without_url()`: upstream URLs carry access tokens and openkeys.
+        // Never holds the URL: upstream URLs carry access tokens and openkeys.
         #[source]
-        source: reqwest::Error,
+        source: crate::platform::http::TransportError,
     },
     #[error("{endpoint} answered http status {status}")]
     HttpStatus {

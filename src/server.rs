@@ -27,8 +27,8 @@ use crate::{
 pub enum ServeError {
     #[error("the proto declares a route gamegate cannot serve: {0}")]
     Routes(#[from] RouteDeclarationError),
-    #[error("the upstream http client cannot be built: {0}")]
-    Http(#[from] reqwest::Error),
+    #[error("a platform base url cannot be used: {0}")]
+    BaseUrl(#[from] crate::platform::http::InvalidBaseUrl),
     #[error("server reflection cannot be built: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("the grpc server failed: {0}")]
@@ -42,60 +42,66 @@ pub enum ServeError {
 
 /// Builds the platform clients of the configuration.
 pub fn build_platforms(config: &Config) -> Result<Platforms, ServeError> {
-    let http = UpstreamHttp::new()?;
-    let minigame = config.qq_minigame.as_ref().map(|platform| {
-        let budget = Duration::from_millis(platform.budget_ms);
-        Configured {
-            client: MiniGameClient::new(
-                &platform.base_url,
-                http.clone(),
+    let http = UpstreamHttp::new();
+    let minigame = match &config.qq_minigame {
+        None => None,
+        Some(platform) => {
+            let budget = Duration::from_millis(platform.budget_ms);
+            Some(Configured {
+                client: MiniGameClient::new(
+                    http.upstream(&platform.base_url)?,
+                    platform
+                        .apps
+                        .iter()
+                        .map(|(appid, app)| (appid.clone(), app.secret.clone())),
+                    budget,
+                ),
+                budget,
+            })
+        }
+    };
+    let openapi = match &config.qq_openapi {
+        None => None,
+        Some(platform) => Some(Configured {
+            client: OpenApiClient::new(
+                http.upstream(&platform.base_url)?,
                 platform
                     .apps
                     .iter()
-                    .map(|(appid, app)| (appid.clone(), app.secret.clone())),
-                budget,
+                    .map(|(appid, app)| (appid.clone(), SecretString::clone(&app.appkey))),
             ),
-            budget,
-        }
-    });
-    let openapi = config.qq_openapi.as_ref().map(|platform| Configured {
-        client: OpenApiClient::new(
-            &platform.base_url,
-            http.clone(),
-            platform
-                .apps
-                .iter()
-                .map(|(appid, app)| (appid.clone(), SecretString::clone(&app.appkey))),
-        ),
-        budget: Duration::from_millis(platform.budget_ms),
-    });
-    let msdk = config.msdk.as_ref().map(|platform| Configured {
-        client: MsdkClient::new(
-            &platform.base_url,
-            http.clone(),
-            platform.apps.iter().map(|(appid, app)| {
-                let sig_key = match (app.encode, &app.appkey) {
-                    (1, Some(appkey)) => appkey.clone(),
-                    _ => app.msdkkey.clone(),
-                };
-                (
-                    appid.clone(),
-                    MsdkAppKeys {
-                        sig_key,
-                        appkey: app.appkey.clone(),
-                        encode: app.encode,
-                        encrypt: app.encrypt,
-                        video_channels: app
-                            .video_channels
-                            .iter()
-                            .filter_map(|(id, secret)| Some((id.parse().ok()?, secret.clone())))
-                            .collect(),
-                    },
-                )
-            }),
-        ),
-        budget: Duration::from_millis(platform.budget_ms),
-    });
+            budget: Duration::from_millis(platform.budget_ms),
+        }),
+    };
+    let msdk = match &config.msdk {
+        None => None,
+        Some(platform) => Some(Configured {
+            client: MsdkClient::new(
+                http.upstream(&platform.base_url)?,
+                platform.apps.iter().map(|(appid, app)| {
+                    let sig_key = match (app.encode, &app.appkey) {
+                        (1, Some(appkey)) => appkey.clone(),
+                        _ => app.msdkkey.clone(),
+                    };
+                    (
+                        appid.clone(),
+                        MsdkAppKeys {
+                            sig_key,
+                            appkey: app.appkey.clone(),
+                            encode: app.encode,
+                            encrypt: app.encrypt,
+                            video_channels: app
+                                .video_channels
+                                .iter()
+                                .filter_map(|(id, secret)| Some((id.parse().ok()?, secret.clone())))
+                                .collect(),
+                        },
+                    )
+                }),
+            ),
+            budget: Duration::from_millis(platform.budget_ms),
+        }),
+    };
     Ok(Platforms::new(minigame, openapi, msdk))
 }
 

@@ -2,7 +2,9 @@
 //! `getToken`, the login-state signature over the exact body bytes, and the
 //! `errcode`/`errmsg` envelope.
 
-use std::{collections::HashMap, future::Future, pin::Pin, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap, fmt::Write as _, future::Future, pin::Pin, sync::Arc, time::Duration,
+};
 
 use bytes::Bytes;
 use secrecy::{ExposeSecret, SecretString};
@@ -11,8 +13,10 @@ use tokio::time::Instant;
 
 use super::{
     Apps,
-    http::{OutgoingBody, UpstreamHttp, envelope_code, envelope_text, enveloped, json_object},
-    signing::{minigame_signature, openapi_encode},
+    http::{
+        OutgoingBody, Upstream, UpstreamCall, envelope_code, envelope_text, enveloped, json_object,
+    },
+    signing::{encode_query, minigame_signature},
 };
 use crate::{
     errors::{self, GatewayError, UpstreamError},
@@ -26,24 +30,20 @@ const PLATFORM: Platform = Platform::QqMinigame;
 const TOKEN_PATH: &str = "/api/getToken";
 
 pub struct MiniGameClient {
-    base_url: String,
-    http: UpstreamHttp,
+    upstream: Upstream,
     tokens: Apps<Arc<TokenCache>>,
 }
 
 impl MiniGameClient {
     /// `apps`: appid -> app secret.
     pub fn new(
-        base_url: &str,
-        http: UpstreamHttp,
+        upstream: Upstream,
         apps: impl IntoIterator<Item = (String, SecretString)>,
         token_fetch_timeout: Duration,
     ) -> Self {
-        let base_url = base_url.trim_end_matches('/').to_string();
         let tokens = apps.into_iter().map(|(appid, secret)| {
             let source = TokenFetcher {
-                base_url: base_url.clone(),
-                http: http.clone(),
+                upstream: upstream.clone(),
                 appid: appid.clone(),
                 secret,
                 timeout: token_fetch_timeout,
@@ -51,11 +51,7 @@ impl MiniGameClient {
             (appid, TokenCache::new(source, token_fetch_timeout))
         });
         let tokens = Apps::new(PLATFORM, tokens);
-        MiniGameClient {
-            base_url,
-            http,
-            tokens,
-        }
+        MiniGameClient { upstream, tokens }
     }
 
     pub async fn call(
@@ -74,43 +70,41 @@ impl MiniGameClient {
             .map(|k| k.expose_secret())
             .unwrap_or_default();
         let signature = minigame_signature(session_key, &body);
-        let mut query = String::new();
+        let mut query = String::with_capacity(160);
         for (name, value) in &request.query {
-            query.push_str(&format!(
-                "{}={}&",
-                openapi_encode(name),
-                openapi_encode(value)
-            ));
+            let _ = write!(query, "&{}={}", encode_query(name), encode_query(value));
         }
-        query.push_str(&format!("signature={signature}&sig_method=hmac_sha256"));
+        let _ = write!(query, "&signature={signature}&sig_method=hmac_sha256");
 
         // One refresh and one retry when the platform refuses the app's token;
         // the refused call did nothing, so retrying it is safe even for writes.
         let mut refreshed = false;
         loop {
             let token = tokens.get().await?;
-            let url = format!(
-                "{}{}?access_token={}&{}",
-                self.base_url,
+            let mut target = String::with_capacity(route.path.len() + 64 + query.len());
+            let _ = write!(
+                target,
+                "{}?access_token={}{query}",
                 route.path,
-                openapi_encode(token.value.expose_secret()),
-                query
+                encode_query(token.value.expose_secret()),
             );
-            let bytes = self
-                .http
-                .send(
-                    PLATFORM,
-                    &route.path,
-                    route.method,
-                    &url,
-                    Some(OutgoingBody {
+            let answer = self
+                .upstream
+                .send(UpstreamCall {
+                    platform: PLATFORM,
+                    endpoint: &route.path,
+                    method: route.method,
+                    target: &target,
+                    body: Some(OutgoingBody {
                         bytes: body.clone(),
                         content_type: "application/json",
                     }),
+                    headers: &[],
+                    idempotent: route.idempotent,
                     deadline,
-                )
+                })
                 .await?;
-            let (answer, code) = enveloped(PLATFORM, &route.path, &bytes, "errcode")?;
+            let (answer, code) = enveloped(PLATFORM, &route.path, &answer.body, "errcode")?;
             if code == 0 {
                 return Ok(answer);
             }
@@ -138,8 +132,7 @@ impl MiniGameClient {
 }
 
 struct TokenFetcher {
-    base_url: String,
-    http: UpstreamHttp,
+    upstream: Upstream,
     appid: String,
     secret: SecretString,
     timeout: Duration,
@@ -150,19 +143,25 @@ impl TokenSource for TokenFetcher {
         &self,
     ) -> Pin<Box<dyn Future<Output = Result<IssuedToken, GatewayError>> + Send + '_>> {
         Box::pin(async move {
-            let url = format!(
-                "{}{}?grant_type=client_credential&appid={}&secret={}",
-                self.base_url,
-                TOKEN_PATH,
-                openapi_encode(&self.appid),
-                openapi_encode(self.secret.expose_secret())
+            let target = format!(
+                "{TOKEN_PATH}?grant_type=client_credential&appid={}&secret={}",
+                encode_query(&self.appid),
+                encode_query(self.secret.expose_secret())
             );
-            let deadline = Instant::now() + self.timeout;
-            let bytes = self
-                .http
-                .send(PLATFORM, TOKEN_PATH, Method::Get, &url, None, deadline)
+            let answer = self
+                .upstream
+                .send(UpstreamCall {
+                    platform: PLATFORM,
+                    endpoint: TOKEN_PATH,
+                    method: Method::Get,
+                    target: &target,
+                    body: None,
+                    headers: &[],
+                    idempotent: true,
+                    deadline: Instant::now() + self.timeout,
+                })
                 .await?;
-            let answer = json_object(PLATFORM, TOKEN_PATH, &bytes)?;
+            let answer = json_object(PLATFORM, TOKEN_PATH, &answer.body)?;
             let code = envelope_code(&answer, "errcode").unwrap_or(-1);
             if code != 0 {
                 return Err(GatewayError::Upstream(UpstreamError {

@@ -6,6 +6,7 @@
 
 use std::{
     collections::HashMap,
+    fmt::Write as _,
     time::{SystemTime, UNIX_EPOCH},
 };
 
@@ -17,9 +18,9 @@ use tokio::time::Instant;
 
 use super::{
     Apps,
-    http::{OutgoingBody, UpstreamHttp, envelope_code, envelope_text, enveloped},
+    http::{OutgoingBody, Upstream, UpstreamCall, envelope_code, envelope_text, enveloped},
     msdktea,
-    signing::openapi_encode,
+    signing::encode_query,
 };
 use crate::{
     errors::{self, GatewayError, UpstreamError},
@@ -75,8 +76,7 @@ pub fn video_vip_signature(
 }
 
 pub struct MsdkClient {
-    base_url: String,
-    http: UpstreamHttp,
+    upstream: Upstream,
     apps: Apps<MsdkAppKeys>,
 }
 
@@ -140,14 +140,9 @@ impl MsdkClient {
         Ok(body)
     }
 
-    pub fn new(
-        base_url: &str,
-        http: UpstreamHttp,
-        apps: impl IntoIterator<Item = (String, MsdkAppKeys)>,
-    ) -> Self {
+    pub fn new(upstream: Upstream, apps: impl IntoIterator<Item = (String, MsdkAppKeys)>) -> Self {
         MsdkClient {
-            base_url: base_url.trim_end_matches('/').to_string(),
-            http,
+            upstream,
             apps: Apps::new(PLATFORM, apps),
         }
     }
@@ -166,20 +161,18 @@ impl MsdkClient {
         let timestamp = now.to_string();
         let body = self.secured_body(route, request, app, now)?;
         let sig = msdk_signature(app.sig_key.expose_secret(), &timestamp);
-        let mut query = format!(
-            "timestamp={timestamp}&appid={}&sig={sig}&openid={}&encode={}&conn=1",
-            openapi_encode(&request.app_id),
-            openapi_encode(&request.openid),
+        let mut target = String::with_capacity(256);
+        let _ = write!(
+            target,
+            "{}?timestamp={timestamp}&appid={}&sig={sig}&openid={}&encode={}&conn=1",
+            route.path,
+            encode_query(&request.app_id),
+            encode_query(&request.openid),
             app.encode,
         );
         for (name, value) in &request.query {
-            query.push_str(&format!(
-                "&{}={}",
-                openapi_encode(name),
-                openapi_encode(value)
-            ));
+            let _ = write!(target, "&{}={}", encode_query(name), encode_query(value));
         }
-        let url = format!("{}{}?{}", self.base_url, route.path, query);
         let body = match route.method {
             Method::Get => None,
             Method::Post => {
@@ -203,16 +196,17 @@ impl MsdkClient {
             &[]
         };
         let answer = self
-            .http
-            .send_with_headers(
-                PLATFORM,
-                &route.path,
-                route.method,
-                &url,
+            .upstream
+            .send(UpstreamCall {
+                platform: PLATFORM,
+                endpoint: &route.path,
+                method: route.method,
+                target: &target,
                 body,
                 headers,
+                idempotent: route.idempotent,
                 deadline,
-            )
+            })
             .await?;
         // The answer says whether its body is encrypted: answers refused before
         // decryption (a bad sig, say) may come back plain even when asked not to.

@@ -8,7 +8,7 @@ use tokio::time::Instant;
 
 use super::{
     Apps,
-    http::{OutgoingBody, UpstreamHttp, envelope_text, enveloped},
+    http::{OutgoingBody, Upstream, UpstreamCall, envelope_text, enveloped},
     signing::{openapi_encode, openapi_signature},
 };
 use crate::{
@@ -21,21 +21,15 @@ use crate::{
 const PLATFORM: Platform = Platform::QqOpenapi;
 
 pub struct OpenApiClient {
-    base_url: String,
-    http: UpstreamHttp,
+    upstream: Upstream,
     appkeys: Apps<SecretString>,
 }
 
 impl OpenApiClient {
     /// `apps`: appid -> appkey.
-    pub fn new(
-        base_url: &str,
-        http: UpstreamHttp,
-        apps: impl IntoIterator<Item = (String, SecretString)>,
-    ) -> Self {
+    pub fn new(upstream: Upstream, apps: impl IntoIterator<Item = (String, SecretString)>) -> Self {
         OpenApiClient {
-            base_url: base_url.trim_end_matches('/').to_string(),
-            http,
+            upstream,
             appkeys: Apps::new(PLATFORM, apps),
         }
     }
@@ -71,21 +65,30 @@ impl OpenApiClient {
             .map(|(name, value)| format!("{}={}", openapi_encode(name), openapi_encode(value)))
             .collect::<Vec<_>>()
             .join("&");
-        let (url, body) = match route.method {
-            Method::Get => (format!("{}{}?{}", self.base_url, route.path, encoded), None),
+        let (target, body) = match route.method {
+            Method::Get => (format!("{}?{}", route.path, encoded), None),
             Method::Post => (
-                format!("{}{}", self.base_url, route.path),
+                route.path.clone(),
                 Some(OutgoingBody {
                     bytes: Bytes::from(encoded),
                     content_type: "application/x-www-form-urlencoded",
                 }),
             ),
         };
-        let bytes = self
-            .http
-            .send(PLATFORM, &route.path, route.method, &url, body, deadline)
+        let answer = self
+            .upstream
+            .send(UpstreamCall {
+                platform: PLATFORM,
+                endpoint: &route.path,
+                method: route.method,
+                target: &target,
+                body,
+                headers: &[],
+                idempotent: route.idempotent,
+                deadline,
+            })
             .await?;
-        let (answer, code) = enveloped(PLATFORM, &route.path, &bytes, "ret")?;
+        let (answer, code) = enveloped(PLATFORM, &route.path, &answer.body, "ret")?;
         if code == 0 {
             return Ok(answer);
         }

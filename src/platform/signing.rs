@@ -3,7 +3,7 @@
 
 use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
 use hmac::{Hmac, Mac};
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, PercentEncode, utf8_percent_encode};
 
 /// Bytes that OpenAPI v3 leaves unencoded: `A-Z a-z 0-9 - _ .`; everything else,
 /// `~` included, becomes `%XX` with uppercase hex.
@@ -12,7 +12,13 @@ const OPENAPI_UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_'
 /// Percent-encodes a string the way QQ Game OpenAPI v3 does, both in the signature
 /// source and in the query string.
 pub fn openapi_encode(text: &str) -> String {
-    utf8_percent_encode(text, OPENAPI_UNRESERVED).to_string()
+    encode_query(text).to_string()
+}
+
+/// [`openapi_encode`] written straight into a query string being built
+/// (`write!(target, "{}", encode_query(value))`), without a `String` per value.
+pub fn encode_query(text: &str) -> PercentEncode<'_> {
+    utf8_percent_encode(text, OPENAPI_UNRESERVED)
 }
 
 /// QQ mini-game login-state signature: lowercase hex of HMAC-SHA256 keyed by the

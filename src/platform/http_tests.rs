@@ -1,0 +1,453 @@
+//! The upstream HTTP/1.1 client against scripted servers on 127.0.0.1: framing
+//! (length, chunked, until close, 1xx, byte-at-a-time), keep-alive reuse, stale
+//! pooled connections, deadlines, limits, TLS, and errors without secrets.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+    sync::mpsc,
+};
+
+use super::*;
+
+/// What a scripted server does with each request of a connection.
+#[derive(Clone, Copy)]
+enum Reply {
+    /// Writes the bytes and keeps reading requests.
+    Send(&'static [u8]),
+    /// Writes the bytes one at a time, flushing each.
+    Trickle(&'static [u8]),
+    /// Writes the bytes, then closes the connection.
+    SendAndClose(&'static [u8]),
+    /// Closes the connection without answering.
+    Close,
+    /// Never answers.
+    Hang,
+}
+
+struct Scripted {
+    base: String,
+    connections: Arc<AtomicUsize>,
+    requests: mpsc::UnboundedReceiver<Vec<u8>>,
+}
+
+/// A server whose n-th connection answers its requests with `script[n]`
+/// (the last script repeats).
+async fn scripted(script: Vec<Vec<Reply>>) -> Scripted {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/prefix/", listener.local_addr().unwrap());
+    let connections = Arc::new(AtomicUsize::new(0));
+    let (seen, requests) = mpsc::unbounded_channel();
+    let counter = connections.clone();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let index = counter.fetch_add(1, Ordering::SeqCst);
+            let replies = script[index.min(script.len() - 1)].clone();
+            tokio::spawn(serve(stream, replies, seen.clone()));
+        }
+    });
+    Scripted {
+        base,
+        connections,
+        requests,
+    }
+}
+
+async fn serve(mut stream: TcpStream, replies: Vec<Reply>, seen: mpsc::UnboundedSender<Vec<u8>>) {
+    stream.set_nodelay(true).unwrap();
+    let mut pending = Vec::new();
+    for reply in replies {
+        let Some(request) = read_request(&mut stream, &mut pending).await else {
+            return;
+        };
+        let _ = seen.send(request);
+        match reply {
+            Reply::Send(bytes) => stream.write_all(bytes).await.unwrap(),
+            Reply::Trickle(bytes) => {
+                for byte in bytes {
+                    stream.write_all(&[*byte]).await.unwrap();
+                    stream.flush().await.unwrap();
+                    tokio::task::yield_now().await;
+                }
+            }
+            Reply::SendAndClose(bytes) => {
+                stream.write_all(bytes).await.unwrap();
+                return;
+            }
+            Reply::Close => return,
+            Reply::Hang => {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                return;
+            }
+        }
+    }
+    // Out of replies: keep the connection open and silent.
+    tokio::time::sleep(Duration::from_secs(30)).await;
+}
+
+/// One request: its head and a content-length body.
+async fn read_request(stream: &mut TcpStream, pending: &mut Vec<u8>) -> Option<Vec<u8>> {
+    loop {
+        if let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&pending[..end]).to_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|line| line.strip_prefix("content-length: "))
+                .map_or(0, |n| n.trim().parse().unwrap());
+            if pending.len() >= end + 4 + length {
+                return Some(pending.drain(..end + 4 + length).collect());
+            }
+        }
+        let mut chunk = [0u8; 4096];
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        pending.extend_from_slice(&chunk[..n]);
+    }
+}
+
+const OK_HELLO: &[u8] =
+    b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Encrypt: msdktea\r\n\r\nhello";
+
+fn post<'a>(target: &'a str, deadline: Duration, idempotent: bool) -> UpstreamCall<'a> {
+    UpstreamCall {
+        platform: Platform::Msdk,
+        endpoint: "/relation/qqfriends_detail",
+        method: Method::Post,
+        target,
+        body: Some(OutgoingBody {
+            bytes: Bytes::from_static(b"{}"),
+            content_type: "application/json",
+        }),
+        headers: &[("accept-encrypt", "msdktea")],
+        idempotent,
+        deadline: Instant::now() + deadline,
+    }
+}
+
+fn upstream(base: &str) -> Upstream {
+    UpstreamHttp::new().upstream(base).unwrap()
+}
+
+const SECOND: Duration = Duration::from_secs(1);
+
+#[test]
+fn base_urls() {
+    let base = BaseUrl::parse("http://127.0.0.1:8080/prefix/").unwrap();
+    assert_eq!(
+        base,
+        BaseUrl {
+            tls: false,
+            host: "127.0.0.1".into(),
+            port: 8080,
+            host_header: "127.0.0.1:8080".into(),
+            prefix: "/prefix".into(),
+        }
+    );
+    let base = BaseUrl::parse("https://api.q.qq.com").unwrap();
+    assert_eq!(
+        (
+            base.tls,
+            base.port,
+            base.host_header.as_str(),
+            base.prefix.as_str()
+        ),
+        (true, 443, "api.q.qq.com", "")
+    );
+    let base = BaseUrl::parse("http://[::1]:9000").unwrap();
+    assert_eq!(
+        (base.host.as_str(), base.host_header.as_str()),
+        ("::1", "[::1]:9000")
+    );
+    for bad in [
+        "ftp://x",
+        "http://user:pw@x",
+        "http://x/?a=1",
+        "not a url",
+        "/path",
+    ] {
+        assert!(BaseUrl::parse(bad).is_err(), "{bad} was accepted");
+    }
+}
+
+#[tokio::test]
+async fn keep_alive_connections_are_reused_and_requests_are_well_formed() {
+    let mut server = scripted(vec![vec![Reply::Send(OK_HELLO); 3]]).await;
+    let upstream = upstream(&server.base);
+    for _ in 0..3 {
+        let answer = upstream.send(post("/x?y=1", SECOND, false)).await.unwrap();
+        assert_eq!(&answer.body[..], b"hello");
+        assert_eq!(answer.headers.get("content-encrypt").unwrap(), "msdktea");
+    }
+    assert_eq!(server.connections.load(Ordering::SeqCst), 1);
+    let request = String::from_utf8(server.requests.recv().await.unwrap()).unwrap();
+    let port = server
+        .base
+        .split(':')
+        .nth(2)
+        .unwrap()
+        .trim_end_matches("/prefix/");
+    assert_eq!(
+        request,
+        format!(
+            "POST /prefix/x?y=1 HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\nuser-agent: {USER_AGENT}\r\n\
+             accept-encrypt: msdktea\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{{}}"
+        )
+    );
+}
+
+#[tokio::test]
+async fn chunked_answers_with_extensions_and_trailers() {
+    const CHUNKED: &[u8] = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+        5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: 1\r\n\r\n";
+    let server = scripted(vec![vec![Reply::Send(CHUNKED), Reply::Trickle(CHUNKED)]]).await;
+    let upstream = upstream(&server.base);
+    for _ in 0..2 {
+        let answer = upstream.send(post("/x", SECOND, false)).await.unwrap();
+        assert_eq!(&answer.body[..], b"hello world");
+    }
+    // Framing was kept: the second answer came on the same connection.
+    assert_eq!(server.connections.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn answers_arriving_a_byte_at_a_time_and_after_100_continue() {
+    const CONTINUED: &[u8] =
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    let server = scripted(vec![vec![Reply::Trickle(OK_HELLO), Reply::Send(CONTINUED)]]).await;
+    let upstream = upstream(&server.base);
+    let answer = upstream.send(post("/x", SECOND, false)).await.unwrap();
+    assert_eq!(&answer.body[..], b"hello");
+    let answer = upstream.send(post("/x", SECOND, false)).await.unwrap();
+    assert_eq!(&answer.body[..], b"ok");
+}
+
+#[tokio::test]
+async fn an_answer_delimited_by_close_is_read_to_the_end_and_not_reused() {
+    const UNTIL_CLOSE: &[u8] = b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{\"ret\":0}";
+    let server = scripted(vec![vec![Reply::SendAndClose(UNTIL_CLOSE)]]).await;
+    let upstream = upstream(&server.base);
+    for _ in 0..2 {
+        let answer = upstream.send(post("/x", SECOND, false)).await.unwrap();
+        assert_eq!(&answer.body[..], b"{\"ret\":0}");
+    }
+    assert_eq!(server.connections.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_pooled_connection_the_platform_closed_is_not_used() {
+    // The platform answers with keep-alive, then closes the idle connection.
+    let server = scripted(vec![vec![Reply::SendAndClose(OK_HELLO)]]).await;
+    let upstream = upstream(&server.base);
+    upstream.send(post("/x", SECOND, false)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // A write: it must not be sent on the closed connection and fail.
+    let answer = upstream.send(post("/x", SECOND, false)).await.unwrap();
+    assert_eq!(&answer.body[..], b"hello");
+    assert_eq!(server.connections.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_read_is_resent_once_when_a_reused_connection_closes_under_it() {
+    // The first connection answers once, then closes on the next request
+    // without answering (the close crossed the request).
+    let server = scripted(vec![
+        vec![Reply::Send(OK_HELLO), Reply::Close],
+        vec![Reply::Send(OK_HELLO), Reply::Close],
+        vec![Reply::Send(OK_HELLO)],
+    ])
+    .await;
+    let upstream = upstream(&server.base);
+    upstream.send(post("/x", SECOND, true)).await.unwrap();
+    let answer = upstream.send(post("/x", SECOND, true)).await.unwrap();
+    assert_eq!(&answer.body[..], b"hello");
+    assert_eq!(server.connections.load(Ordering::SeqCst), 2);
+    // A write is not sent twice: the caller learns the platform was unreachable.
+    let error = upstream
+        .send(post("/x", SECOND, false))
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        matches!(
+            error,
+            GatewayError::Unreachable {
+                source: TransportError::Closed,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert_eq!(server.connections.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn status_deadline_and_limits() {
+    const UNAVAILABLE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n";
+    static HUGE_HEAD: std::sync::LazyLock<&'static [u8]> = std::sync::LazyLock::new(|| {
+        let mut head = b"HTTP/1.1 200 OK\r\nX-Big: ".to_vec();
+        head.extend(std::iter::repeat_n(b'a', MAX_HEAD_BYTES));
+        head.extend_from_slice(b"\r\n\r\n");
+        head.leak()
+    });
+    let server = scripted(vec![vec![Reply::Send(UNAVAILABLE), Reply::Hang]]).await;
+    let upstream = upstream(&server.base);
+    let error = upstream
+        .send(post("/x?access_token=secret-token", SECOND, false))
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        matches!(error, GatewayError::HttpStatus { status: 503, .. }),
+        "{error:?}"
+    );
+    let started = std::time::Instant::now();
+    let error = upstream
+        .send(post(
+            "/x?access_token=secret-token",
+            Duration::from_millis(200),
+            false,
+        ))
+        .await
+        .err()
+        .unwrap();
+    assert!(matches!(error, GatewayError::Timeout { .. }), "{error:?}");
+    assert!(started.elapsed() < Duration::from_millis(600));
+    for text in [format!("{error}"), format!("{error:?}")] {
+        assert!(!text.contains("secret-token"), "{text}");
+    }
+
+    let server = scripted(vec![vec![Reply::Send(&HUGE_HEAD)]]).await;
+    let error = self::upstream(&server.base)
+        .send(post("/x?access_token=secret-token", SECOND, false))
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        matches!(
+            error,
+            GatewayError::Unreachable {
+                source: TransportError::TooLarge(MAX_HEAD_BYTES),
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    for text in [format!("{error}"), format!("{error:?}")] {
+        assert!(!text.contains("secret-token"), "{text}");
+    }
+}
+
+#[tokio::test]
+async fn targets_that_could_rewrite_the_request_are_refused() {
+    let server = scripted(vec![vec![Reply::Send(OK_HELLO)]]).await;
+    let upstream = upstream(&server.base);
+    for target in ["/x y", "/x\r\nx-injected: 1", "x"] {
+        let error = upstream
+            .send(post(target, SECOND, false))
+            .await
+            .err()
+            .unwrap();
+        assert!(
+            matches!(
+                error,
+                GatewayError::Unreachable {
+                    source: TransportError::InvalidRequest(_),
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+    }
+    assert_eq!(server.connections.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn https_bases_speak_tls_and_check_the_certificate() {
+    use tokio_rustls::{
+        TlsAcceptor,
+        rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer},
+    };
+
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let cert = certified.cert.der().clone();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+        certified.signing_key.serialize_der(),
+    ));
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let server_config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.clone()], key)
+        .unwrap();
+    let acceptor = TlsAcceptor::from(Arc::new(server_config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut pending = Vec::new();
+                loop {
+                    let mut chunk = [0u8; 4096];
+                    let Ok(n) = tls.read(&mut chunk).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    pending.extend_from_slice(&chunk[..n]);
+                    if pending.ends_with(b"{}") {
+                        pending.clear();
+                        tls.write_all(OK_HELLO).await.unwrap();
+                        tls.flush().await.unwrap();
+                    }
+                }
+            });
+        }
+    });
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert).unwrap();
+    let trusting = UpstreamHttp::with_root_certificates(roots)
+        .upstream(&format!("https://localhost:{port}"))
+        .unwrap();
+    for _ in 0..2 {
+        let answer = trusting.send(post("/x", SECOND, false)).await.unwrap();
+        assert_eq!(&answer.body[..], b"hello");
+    }
+
+    // The public roots do not know this certificate.
+    let error = UpstreamHttp::new()
+        .upstream(&format!("https://localhost:{port}"))
+        .unwrap()
+        .send(post("/x", SECOND, false))
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        matches!(
+            error,
+            GatewayError::Unreachable {
+                source: TransportError::Tls(_),
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+}
