@@ -5,7 +5,10 @@
   bench.py direct OUTDIR BASE TOKEN      the same calls as the sandbox receives them from
                                          gamegate (signed URL + JSON body), for the direct path
   bench.py h2load FILE                   parses an h2load output: KEY=VALUE lines
-  bench.py pct FILE...                   percentiles of h2load --log-file files (µs)
+  bench.py pct FILE...                   percentiles of h2load --log-file files (µs), and the
+                                         rate the calls were started at
+  bench.py schedule OUT N RATE URI       an h2load --timing-script-file: N calls at RATE/s,
+                                         evenly spaced
   bench.py stats URL PATH                the sandbox's request count of PATH
   bench.py report RESULTS_ENV OUT        renders RESULTS.md from the key=value file run.sh wrote
 
@@ -155,20 +158,42 @@ def percentile(sorted_values, p):
 
 
 def cmd_pct(paths):
-    times, statuses = [], {}
+    times, statuses, starts = [], {}, []
     for path in paths:
         for line in open(path):
             parts = line.split("\t")
             if len(parts) < 3:
                 continue
             statuses[parts[1]] = statuses.get(parts[1], 0) + 1
+            starts.append(int(parts[0]))
             times.append(int(parts[2]))
     times.sort()
+    starts.sort()
+    # The rate calls were really started at, and how evenly: the share of gaps between two
+    # starts that exceed 3x the mean (bursts show as many tiny gaps and a few long ones).
+    if len(starts) > 1 and starts[-1] > starts[0]:
+        mean_gap = (starts[-1] - starts[0]) / (len(starts) - 1)
+        gaps = [b - a for a, b in zip(starts, starts[1:])]
+        print(f"rate={1e6 / mean_gap:.0f}")
+        print(f"long_gaps_pct={100 * sum(g > 3 * mean_gap for g in gaps) / len(gaps):.1f}")
+        print(f"short_gaps_pct={100 * sum(g < mean_gap / 3 for g in gaps) / len(gaps):.1f}")
+    else:
+        print("rate=nan")
+        print("long_gaps_pct=nan")
+        print("short_gaps_pct=nan")
     print(f"n={len(times)}")
     print(f"statuses={','.join(f'{k}:{v}' for k, v in sorted(statuses.items()))}")
     for name, p in (("p50", 50), ("p90", 90), ("p99", 99), ("p999", 99.9)):
         print(f"{name}={percentile(times, p)}")
     print(f"max={times[-1] if times else 'nan'}")
+
+
+def cmd_schedule(out, n, rate, uri):
+    # h2load's timing script: "offset in ms <TAB> URI" per call, offsets from the start.
+    spacing_ms = 1000.0 / float(rate)
+    with open(out, "w") as f:
+        for i in range(int(n)):
+            f.write(f"{i * spacing_ms:.3f}\t{uri}\n")
 
 
 def cmd_stats(url, path):
@@ -445,8 +470,12 @@ def cmd_report(env_path, out_path):
     w(f"| commit | `{g('commit')}`{g('dirty_note', '')} |")
     w(f"| machine | {g('nproc')} cores, {g('cpu_model')}, {g('mem_total')} memory, {g('kernel')} |")
     w(f"| pinning | sandbox on CPU {g('sandbox_cpu')}, gamegate on CPU {g('gateway_cpu')}; h2load "
-      f"on CPU {g('gateway_cpu')} for the direct path, on CPU {g('sandbox_cpu')} (beside the "
-      "sandbox) for the gateway paths |")
+      f"on CPU {g('sandbox_cpu')} (beside the sandbox) for the closed-loop gateway runs, so that "
+      f"it does not take gamegate's core; on CPU {g('gateway_cpu')} for everything else, so that "
+      "the direct and the gateway paths of a latency figure cross between the cores equally "
+      "often |")
+    w(f"| idle states | {g('cpuidle')} (0: an idle vCPU halts at once, and waking it goes "
+      "through the hypervisor) |")
     w(f"| gamegate | `{g('gateway_cmd')}`, {g('gateway_threads')} threads (one tokio worker: "
       "the process sees one core), default log level (info: nothing logged per successful call), "
       "one registered caller (its bearer token checked on every call) |")
@@ -477,8 +506,8 @@ def cmd_report(env_path, out_path):
     w(f"| gamegate CPU per call (µs, user+sys) | - | {g('b_gw_cpu_us')} | - | {g('c_gw_cpu_us')} |")
     w(f"| - of which user / sys (µs) | - | {g('b_gw_user_us')} / {g('b_gw_sys_us')} | - | "
       f"{g('c_gw_user_us')} / {g('c_gw_sys_us')} |")
-    w(f"| gamegate CPU per call at {g('rate')}/s, open loop (µs) | - | {g('open_b_gw_cpu_us')} | - | "
-      f"{g('open_c_gw_cpu_us')} |")
+    w(f"| gamegate CPU per call, open loop evenly spaced (µs) | - | {g('lat_b_gw_cpu_us')} | - | "
+      f"{g('lat_c_gw_cpu_us')} |")
     cap = lambda key: (f"{1e6 / num(key):,.0f}" if num(key) else "n/a")  # noqa: E731
     w(f"| gamegate capacity of one core (10^6 / CPU per call, calls/s) | - | {cap('b_gw_cpu_us')} | - "
       f"| {cap('c_gw_cpu_us')} |")
@@ -491,14 +520,29 @@ def cmd_report(env_path, out_path):
     w(f"| closed-loop calls (h2load) | {g('a_calls')} `{g('a_h2_args')}` | {g('b_calls')} "
       f"`{g('b_h2_args')}` | {g('am_calls')} `{g('a_h2_args')}` | {g('c_calls')} "
       f"`{g('c_h2_args')}` |")
+    w(f"| open loop, evenly spaced: calls started per second (asked {g('rate')}) | "
+      f"{g('lat_a_rate')} | {g('lat_b_rate')} | {g('lat_am_rate')} | {g('lat_c_rate')} |")
     for p in ("p50", "p90", "p99", "p999", "max"):
         label = {"p999": "p99.9"}.get(p, p)
-        w(f"| latency {label} at {g('rate')}/s, open loop (µs) | {us('lat_a_' + p)} | "
+        w(f"| latency {label}, open loop, evenly spaced (µs) | {us('lat_a_' + p)} | "
           f"{us('lat_b_' + p)} | {us('lat_am_' + p)} | {us('lat_c_' + p)} |")
     for p in ("p50", "p99", "p999"):
         label = {"p999": "p99.9"}.get(p, p)
-        w(f"| **added latency {label}** at {g('rate')}/s (µs) | | **{us('added_b_' + p)}** | | "
-          f"**{us('added_c_' + p)}** |")
+        w(f"| **added latency {label}**, open loop, evenly spaced (µs) | | "
+          f"**{us('added_b_' + p)}** | | **{us('added_c_' + p)}** |")
+    w(f"| open loop in bursts (h2load `--rps` over {g('open_conns', '10')} connections): calls "
+      f"started per second / share of gaps < 1/3 of the mean | {g('burst_a_rate')} / "
+      f"{g('burst_a_short_gaps_pct')} % | {g('burst_b_rate')} / {g('burst_b_short_gaps_pct')} % | "
+      f"{g('burst_am_rate')} / {g('burst_am_short_gaps_pct')} % | {g('burst_c_rate')} / "
+      f"{g('burst_c_short_gaps_pct')} % |")
+    for p in ("p50", "p99", "p999"):
+        label = {"p999": "p99.9"}.get(p, p)
+        w(f"| latency {label}, open loop in bursts (µs) | {us('burst_a_' + p)} | "
+          f"{us('burst_b_' + p)} | {us('burst_am_' + p)} | {us('burst_c_' + p)} |")
+    for p in ("p50", "p99", "p999"):
+        label = {"p999": "p99.9"}.get(p, p)
+        w(f"| added latency {label}, open loop in bursts (µs) | | {us('badded_b_' + p)} | | "
+          f"{us('badded_c_' + p)} |")
     for p in ("p50", "p90", "p99", "p999", "max"):
         label = {"p999": "p99.9"}.get(p, p)
         w(f"| latency {label}, one call at a time (µs) | {us('ser_a_' + p)} | "
@@ -528,14 +572,18 @@ def cmd_report(env_path, out_path):
     w("| target | measured | |")
     w("|---|---|---|")
     w(f"| gamegate CPU per call <= 60 µs, storage RPC | {g('b_gw_cpu_us')} µs closed loop "
-      f"({g('open_b_gw_cpu_us')} µs at {g('rate')}/s, open loop) | "
-      f"{verdict(cmp('b_gw_cpu_us', 60))} ({verdict(cmp('open_b_gw_cpu_us', 60))} at {g('rate')}/s) |")
-    w(f"| added latency p50 <= 100 µs at {g('rate')} calls/s | storage {us('added_b_p50')} µs, "
+      f"({g('lat_b_gw_cpu_us')} µs in the open loop, evenly spaced) | "
+      f"{verdict(cmp('b_gw_cpu_us', 60))} ({verdict(cmp('lat_b_gw_cpu_us', 60))} in the open loop) |")
+    w(f"| added latency p50 <= 100 µs at {g('rate')} calls/s (evenly spaced; started at "
+      f"{g('lat_b_rate')} / {g('lat_c_rate')} calls/s) | storage {us('added_b_p50')} µs, "
       f"MSDK {us('added_c_p50')} µs | {verdict(cmp('added_b_p50', 100))} (storage) / "
       f"{verdict(cmp('added_c_p50', 100))} (MSDK) |")
-    w(f"| added latency p99 <= 1 ms at {g('rate')} calls/s | storage {us('added_b_p99')} µs, "
+    w(f"| added latency p99 <= 1 ms at {g('rate')} calls/s (evenly spaced) | storage {us('added_b_p99')} µs, "
       f"MSDK {us('added_c_p99')} µs | {verdict(cmp('added_b_p99', 1000))} (storage) / "
       f"{verdict(cmp('added_c_p99', 1000))} (MSDK) |")
+    w(f"| (reference) added p50 / p99 in bursts of {g('open_conns', '10')} | storage "
+      f"{us('badded_b_p50')} / {us('badded_b_p99')} µs, MSDK {us('badded_c_p50')} / "
+      f"{us('badded_c_p99')} µs | |")
     w(f"| (reference, no target) the same one call at a time, p50 / p99 | storage "
       f"{us('sadded_b_p50')} / {us('sadded_b_p99')} µs, MSDK {us('sadded_c_p50')} / "
       f"{us('sadded_c_p99')} µs | |")
@@ -574,6 +622,8 @@ def main(argv):
         cmd_pct(args)
     elif cmd == "stats":
         cmd_stats(*args)
+    elif cmd == "schedule":
+        cmd_schedule(*args)
     elif cmd == "profile":
         cmd_profile(*args)
     elif cmd == "perf":

@@ -116,11 +116,15 @@ put nproc "$NPROC"
 put cpu_model "$(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)"
 put mem_total "$(awk '/^MemTotal/{printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
 put kernel "Linux $(uname -r)"
+put cpuidle "$(cat /sys/devices/system/cpu/cpuidle/current_driver 2>/dev/null || echo unknown)$(
+  [ -r /sys/module/haltpoll/parameters/guest_halt_poll_ns ] &&
+    echo ", guest_halt_poll_ns=$(cat /sys/module/haltpoll/parameters/guest_halt_poll_ns)")"
 put sandbox_cpu "$SB_CPU"
 put gateway_cpu "$GW_CPU"
 put load_max "$LOAD_MAX"
 put rate "$RATE"
 put inflight "$INFLIGHT"
+put open_conns "$OPEN_CONNS"
 [ "$FORCE_NODELAY" = 1 ] && put nodelay_note "yes (LD_PRELOAD shim, BENCH_FORCE_NODELAY=1)"
 
 # ---------------------------------------------------------------------------- helpers
@@ -362,44 +366,69 @@ put soak_last_mib "$rss"
 put soak_growth_mib "$(calc '%.1f' "$rss - $(grep '^soak_first_mib=' "$ENV_FILE" | cut -d= -f2)")"
 
 # ---------------------------------------------------------------------------- open loop
-# open KEY CPU UPSTREAM_PATH DATA_PER_CALL h2load-args...
+# Open loop at RATE calls/s, two ways, each on one path at a time:
+# - "even": one connection, one call every 1000/RATE ms from an h2load --timing-script-file.
+#   h2load arms each call's timer when the previous one fires and libev rounds it up to the
+#   millisecond, so the calls start evenly but somewhat slower than RATE (the rate achieved is
+#   recorded next to the figures).
+# - "bursts": h2load --rps over OPEN_CONNS connections. Their timers fire together, so this is
+#   RATE/OPEN_CONNS bursts per second of OPEN_CONNS simultaneous calls (measured from the start
+#   times in h2load's log), a queueing test more than a latency one.
+# h2load runs beside gamegate for the gateway paths and on the same core for the direct path,
+# so both paths cross between the two cores the same number of times (twice) and the
+# difference is what gamegate adds.
+# open_loop KEY UPSTREAM_PATH DATA_PER_CALL MODE h2load-args... URI
 open_loop() {
-  local key=$1 cpu=$2 path=$3 per_call=$4
+  local key=$1 path=$2 per_call=$3 mode=$4
   shift 4
-  local n=$((RATE * LAT_SECS)) up0 up1 gw0 gw1
+  local n=$((RATE * LAT_SECS)) up0 up1 gw0 gw1 uri=${*: -1} prefix streams=16
+  # HTTP/1.1 has one call in flight per connection; gRPC gets room for late answers.
+  if [ "$key" = a ] || [ "$key" = am ]; then
+    streams=1
+  elif [ "$mode" = bursts ]; then
+    streams=4
+  fi
   up0=$(upstream_count "$path")
   gw0=$(ticks "$GW_PID")
-  rm -f "$WORK/lat_$key".log*
-  run_h2 "open_$key" "$cpu" -n "$n" -c "$OPEN_CONNS" --rps $((RATE / OPEN_CONNS)) \
-    --log-file "$WORK/lat_$key.log" "$@"
+  rm -f "$WORK/${mode}_$key".log*
+  if [ "$mode" = even ]; then
+    prefix=lat
+    python3 "$HERE/bench.py" schedule "$WORK/schedule_$key.txt" "$n" "$RATE" "$uri"
+    run_h2 "open_$key" "$GW_CPU" -c 1 -m "$streams" --timing-script-file="$WORK/schedule_$key.txt" \
+      --log-file "$WORK/${mode}_$key.log" "${@:1:$#-1}"
+  else
+    prefix=burst
+    run_h2 "burst_$key" "$GW_CPU" -n "$n" -c "$OPEN_CONNS" --rps $((RATE / OPEN_CONNS)) -m "$streams" \
+      --log-file "$WORK/${mode}_$key.log" "$@"
+  fi
   gw1=$(ticks "$GW_PID")
   up1=$(upstream_count "$path")
-  check "open_$key" $((up1 - up0)) "$n" "$per_call"
-  eval "$(python3 "$HERE/bench.py" pct "$WORK/lat_$key.log" | sed 's/^/P_/')"
+  check "${prefix}_$key" $((up1 - up0)) "$n" "$per_call"
+  eval "$(python3 "$HERE/bench.py" pct "$WORK/${mode}_$key.log" | sed 's/^/P_/')"
   local p
-  for p in p50 p90 p99 p999 max; do
-    eval "put lat_${key}_$p \"\$P_$p\""
+  for p in p50 p90 p99 p999 max rate long_gaps_pct short_gaps_pct; do
+    eval "put ${prefix}_${key}_$p \"\$P_$p\""
   done
-  if [ "$cpu" = "$SB_CPU" ]; then
-    put "open_${key}_gw_cpu_us" "$(calc '%.1f' "($gw1 - $gw0) * 1000000 / $CLK_TCK / $n")"
-  fi
-  log "open loop $key at $RATE/s: p50 $P_p50 µs, p99 $P_p99 µs, p99.9 $P_p999 µs"
+  case $key in b | c) put "${prefix}_${key}_gw_cpu_us" "$(calc '%.1f' "($gw1 - $gw0) * 1000000 / $CLK_TCK / $n")" ;; esac
+  log "open loop ($mode) $key, started at $P_rate/s: p50 $P_p50 µs, p99 $P_p99 µs, p99.9 $P_p999 µs"
 }
-log "open loop at $RATE calls/s, $LAT_SECS s per path"
-open_loop a "$GW_CPU" "$STORAGE_PATH" "$STORAGE_JSON_BYTES" -m 1 "${H1_STORAGE[@]}"
-open_loop b "$SB_CPU" "$STORAGE_PATH" "$STORAGE_GRPC_BYTES" -m 4 "${GRPC_STORAGE[@]}"
-open_loop am "$GW_CPU" "$MSDK_PATH" "$FRIENDS_JSON_BYTES" -m 1 "${H1_MSDK[@]}"
-open_loop c "$SB_CPU" "$MSDK_PATH" "$FRIENDS_GRPC_BYTES" -m 4 "${GRPC_MSDK[@]}"
+log "open loop at $RATE calls/s, $LAT_SECS s per path and mode"
+for mode in even bursts; do
+  open_loop a "$STORAGE_PATH" "$STORAGE_JSON_BYTES" "$mode" "${H1_STORAGE[@]}"
+  open_loop b "$STORAGE_PATH" "$STORAGE_GRPC_BYTES" "$mode" "${GRPC_STORAGE[@]}"
+  open_loop am "$MSDK_PATH" "$FRIENDS_JSON_BYTES" "$mode" "${H1_MSDK[@]}"
+  open_loop c "$MSDK_PATH" "$FRIENDS_GRPC_BYTES" "$mode" "${GRPC_MSDK[@]}"
+done
 # One call at a time (h2load -c 1 -m 1, closed loop): the cores never sit idle long enough to
 # halt, so this shows gamegate's own share of the latency without the cost of waking an idle
-# vCPU, which dominates the open-loop figures on a VM that halts at once (guest_halt_poll_ns=0).
+# vCPU. h2load beside gamegate, as in the open loop.
 serial() {
-  local key=$1 cpu=$2 path=$3 per_call=$4
-  shift 4
+  local key=$1 path=$2 per_call=$3
+  shift 3
   local up0 up1
   up0=$(upstream_count "$path")
   rm -f "$WORK/serial_$key".log*
-  run_h2 "serial_$key" "$cpu" -n "$SERIAL_CALLS" -c 1 -m 1 --log-file "$WORK/serial_$key.log" "$@"
+  run_h2 "serial_$key" "$GW_CPU" -n "$SERIAL_CALLS" -c 1 -m 1 --log-file "$WORK/serial_$key.log" "$@"
   up1=$(upstream_count "$path")
   check "serial_$key" $((up1 - up0)) "$SERIAL_CALLS" "$per_call"
   eval "$(python3 "$HERE/bench.py" pct "$WORK/serial_$key.log" | sed 's/^/P_/')"
@@ -410,15 +439,17 @@ serial() {
   log "serial $key: p50 $P_p50 µs, p99 $P_p99 µs, p99.9 $P_p999 µs"
 }
 log "one call at a time: $SERIAL_CALLS calls per path"
-serial a "$GW_CPU" "$STORAGE_PATH" "$STORAGE_JSON_BYTES" "${H1_STORAGE[@]}"
-serial b "$SB_CPU" "$STORAGE_PATH" "$STORAGE_GRPC_BYTES" "${GRPC_STORAGE[@]}"
-serial am "$GW_CPU" "$MSDK_PATH" "$FRIENDS_JSON_BYTES" "${H1_MSDK[@]}"
-serial c "$SB_CPU" "$MSDK_PATH" "$FRIENDS_GRPC_BYTES" "${GRPC_MSDK[@]}"
+serial a "$STORAGE_PATH" "$STORAGE_JSON_BYTES" "${H1_STORAGE[@]}"
+serial b "$STORAGE_PATH" "$STORAGE_GRPC_BYTES" "${GRPC_STORAGE[@]}"
+serial am "$MSDK_PATH" "$FRIENDS_JSON_BYTES" "${H1_MSDK[@]}"
+serial c "$MSDK_PATH" "$FRIENDS_GRPC_BYTES" "${GRPC_MSDK[@]}"
 
 val() { grep "^$1=" "$ENV_FILE" | tail -1 | cut -d= -f2; }
 for p in p50 p99 p999; do
   put "added_b_$p" $(($(val "lat_b_$p") - $(val "lat_a_$p")))
   put "added_c_$p" $(($(val "lat_c_$p") - $(val "lat_am_$p")))
+  put "badded_b_$p" $(($(val "burst_b_$p") - $(val "burst_a_$p")))
+  put "badded_c_$p" $(($(val "burst_c_$p") - $(val "burst_am_$p")))
   put "sadded_b_$p" $(($(val "ser_b_$p") - $(val "ser_a_$p")))
   put "sadded_c_$p" $(($(val "ser_c_$p") - $(val "ser_am_$p")))
 done
