@@ -348,10 +348,8 @@ def cmd_profile(workdir, calls):
          r"^gamegate::callers::CallerRegistry::authenticate$"),
         ("validate + map the request (mapping::build_request)", r"^gamegate::mapping::build_request$"),
         ("mini-game body HMAC-SHA256", r"^gamegate::platform::signing::minigame_signature$"),
-        ("reqwest: URL string -> Url (into_url)", r"^<&str as reqwest::into_url::IntoUrlSealed>::into_url$"),
-        ("reqwest: redirect policy re-parses the URL (on_request)",
-         r"^<reqwest::redirect::TowerRedirectPolicy as .*>::on_request$"),
-        ("reqwest: Url -> http::Uri (try_uri)", r"^reqwest::into_url::try_uri$"),
+        ("upstream HTTP/1.1 exchange (Upstream::send: write, read, parse)",
+         r"^gamegate::platform::http::Upstream::send::\{\{closure\}\}$"),
         ("upstream JSON parse (json_object)", r"^gamegate::platform::http::json_object$"),
         ("answer -> response message (mapping::decode_response)", r"^gamegate::mapping::decode_response$"),
         ("last-good-answer cache (degraded_fallback)", r"^gamegate::gateway::GatewayInner::degraded_fallback$"),
@@ -360,7 +358,8 @@ def cmd_profile(workdir, calls):
         ("drop of the UpstreamRequest", r"^core::ptr::drop_in_place<gamegate::mapping::UpstreamRequest>$"),
         ("response encode (DynamicEncoder)", r"^<gamegate::gateway::DynamicEncoder as tonic::codec::Encoder>::encode$"),
     ]
-    w("Inclusive cost of gamegate's stages (instructions per call; self + callees):")
+    w("Inclusive cost of gamegate's stages (instructions per call; self + callees; \"-\": the "
+      "release build's LTO inlined the function into its caller, whose row then includes it):")
     w("")
     w("| stage | " + " | ".join(label for label, _ in parsed) + " |")
     w("|---|" + "---|" * len(parsed))
@@ -506,8 +505,11 @@ def cmd_report(env_path, out_path):
     w(f"| gamegate CPU per call (µs, user+sys) | - | {g('b_gw_cpu_us')} | - | {g('c_gw_cpu_us')} |")
     w(f"| - of which user / sys (µs) | - | {g('b_gw_user_us')} / {g('b_gw_sys_us')} | - | "
       f"{g('c_gw_user_us')} / {g('c_gw_sys_us')} |")
-    w(f"| gamegate CPU per call, open loop evenly spaced (µs) | - | {g('lat_b_gw_cpu_us')} | - | "
-      f"{g('lat_c_gw_cpu_us')} |")
+    w(f"| - the same from schedstat (ns on a CPU, exact) (µs) | - | {g('b_gw_run_us')} | - | "
+      f"{g('c_gw_run_us')} |")
+    w(f"| gamegate CPU per call, open loop evenly spaced, schedstat (clock ticks) (µs) | - | "
+      f"{g('lat_b_gw_run_us')} ({g('lat_b_gw_cpu_us')}) | - | {g('lat_c_gw_run_us')} "
+      f"({g('lat_c_gw_cpu_us')}) |")
     cap = lambda key: (f"{1e6 / num(key):,.0f}" if num(key) else "n/a")  # noqa: E731
     w(f"| gamegate capacity of one core (10^6 / CPU per call, calls/s) | - | {cap('b_gw_cpu_us')} | - "
       f"| {cap('c_gw_cpu_us')} |")
@@ -572,8 +574,9 @@ def cmd_report(env_path, out_path):
     w("| target | measured | |")
     w("|---|---|---|")
     w(f"| gamegate CPU per call <= 60 µs, storage RPC | {g('b_gw_cpu_us')} µs closed loop "
-      f"({g('lat_b_gw_cpu_us')} µs in the open loop, evenly spaced) | "
-      f"{verdict(cmp('b_gw_cpu_us', 60))} ({verdict(cmp('lat_b_gw_cpu_us', 60))} in the open loop) |")
+      f"({g('lat_b_gw_run_us')} µs in the open loop, evenly spaced, where every call runs on "
+      f"cold caches) | {verdict(cmp('b_gw_cpu_us', 60))} "
+      f"({verdict(cmp('lat_b_gw_run_us', 60))} in the open loop) |")
     w(f"| added latency p50 <= 100 µs at {g('rate')} calls/s (evenly spaced; started at "
       f"{g('lat_b_rate')} / {g('lat_c_rate')} calls/s) | storage {us('added_b_p50')} µs, "
       f"MSDK {us('added_c_p50')} µs | {verdict(cmp('added_b_p50', 100))} (storage) / "

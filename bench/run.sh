@@ -136,6 +136,9 @@ sticks() { local s; s=$(<"/proc/$1/stat"); s=${s##*) }; set -- $s; echo "${13}";
 own_ticks() { local s; s=$(<"/proc/$$/stat"); s=${s##*) }; set -- $s; echo $((${12} + ${13} + ${14} + ${15})); }
 # Busy ticks of the whole machine (all but idle and iowait).
 busy_ticks() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9}' /proc/stat; }
+# Nanoseconds on a CPU of all threads (schedstat's first field): exact, where the clock ticks
+# above sample at 100 Hz and miss or over-count short, timer-aligned bursts of work.
+run_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%.0f", s}'; }
 rss_kib() { awk '/^VmRSS/{print $2}' "/proc/$1/status"; }
 hwm_kib() { awk '/^VmHWM/{print $2}' "/proc/$1/status"; }
 mib() { awk -v k="$1" 'BEGIN{printf "%.1f", k/1024}'; }
@@ -305,9 +308,12 @@ closed() {
   local up0 gw0 gwu0 gws0 sb0 up1
   up0=$(upstream_count "$path")
   gw0=$(ticks "$GW_PID") gwu0=$(uticks "$GW_PID") gws0=$(sticks "$GW_PID") sb0=$(ticks "$SB_PID")
+  local gwns0 gwns1
+  gwns0=$(run_ns "$GW_PID")
   run_h2 "closed_$key" "$cpu" -n "$calls" "$@"
   local gw1 gwu1 gws1 sb1
   gw1=$(ticks "$GW_PID") gwu1=$(uticks "$GW_PID") gws1=$(sticks "$GW_PID") sb1=$(ticks "$SB_PID")
+  gwns1=$(run_ns "$GW_PID")
   up1=$(upstream_count "$path")
   check "$key" $((up1 - up0)) "$calls" "$per_call"
   put "${key}_calls" "$calls"
@@ -315,6 +321,7 @@ closed() {
   put "${key}_sb_cpu_us" "$(calc '%.1f' "($sb1 - $sb0) * 1000000 / $CLK_TCK / $calls")"
   if [ "$cpu" = "$SB_CPU" ]; then # a gateway path
     put "${key}_gw_cpu_us" "$(calc '%.1f' "($gw1 - $gw0) * 1000000 / $CLK_TCK / $calls")"
+    put "${key}_gw_run_us" "$(calc '%.1f' "($gwns1 - $gwns0) / 1000 / $calls")"
     put "${key}_gw_user_us" "$(calc '%.1f' "($gwu1 - $gwu0) * 1000000 / $CLK_TCK / $calls")"
     put "${key}_gw_sys_us" "$(calc '%.1f' "($gws1 - $gws0) * 1000000 / $CLK_TCK / $calls")"
     put "${key}_gw_busy_pct" "$(calc '%.0f' "($gw1 - $gw0) * 100 / $CLK_TCK / $H2_secs")"
@@ -337,6 +344,7 @@ put b_h2_args "${GRPC_CLOSED[*]}"
 chunk=$((CALLS / 10))
 up0=$(upstream_count "$STORAGE_PATH")
 gw0=$(ticks "$GW_PID") gwu0=$(uticks "$GW_PID") gws0=$(sticks "$GW_PID") sb0=$(ticks "$SB_PID")
+gwns0=$(run_ns "$GW_PID")
 series= secs=0 data=0 succeeded=0
 for part in $(seq 1 10); do
   run_h2 "soak_$part" "$SB_CPU" -n "$chunk" "${GRPC_CLOSED[@]}" "${GRPC_STORAGE[@]}"
@@ -348,6 +356,7 @@ for part in $(seq 1 10); do
   log "soak: $((part * chunk)) calls, RSS $rss MiB, $H2_rps calls/s"
 done
 gw1=$(ticks "$GW_PID") gwu1=$(uticks "$GW_PID") gws1=$(sticks "$GW_PID") sb1=$(ticks "$SB_PID")
+gwns1=$(run_ns "$GW_PID")
 up1=$(upstream_count "$STORAGE_PATH")
 soak_calls=$((chunk * 10))
 H2_succeeded=$succeeded H2_data_bytes=$data
@@ -356,6 +365,7 @@ put b_calls "$soak_calls"
 put b_rps "$(calc '%.0f' "$soak_calls / $secs")"
 put b_sb_cpu_us "$(calc '%.1f' "($sb1 - $sb0) * 1000000 / $CLK_TCK / $soak_calls")"
 put b_gw_cpu_us "$(calc '%.1f' "($gw1 - $gw0) * 1000000 / $CLK_TCK / $soak_calls")"
+put b_gw_run_us "$(calc '%.1f' "($gwns1 - $gwns0) / 1000 / $soak_calls")"
 put b_gw_user_us "$(calc '%.1f' "($gwu1 - $gwu0) * 1000000 / $CLK_TCK / $soak_calls")"
 put b_gw_sys_us "$(calc '%.1f' "($gws1 - $gws0) * 1000000 / $CLK_TCK / $soak_calls")"
 put b_gw_busy_pct "$(calc '%.0f' "($gw1 - $gw0) * 100 / $CLK_TCK / $secs")"
@@ -390,6 +400,8 @@ open_loop() {
   fi
   up0=$(upstream_count "$path")
   gw0=$(ticks "$GW_PID")
+  local gwns0 gwns1
+  gwns0=$(run_ns "$GW_PID")
   rm -f "$WORK/${mode}_$key".log*
   if [ "$mode" = even ]; then
     prefix=lat
@@ -402,6 +414,7 @@ open_loop() {
       --log-file "$WORK/${mode}_$key.log" "$@"
   fi
   gw1=$(ticks "$GW_PID")
+  gwns1=$(run_ns "$GW_PID")
   up1=$(upstream_count "$path")
   check "${prefix}_$key" $((up1 - up0)) "$n" "$per_call"
   eval "$(python3 "$HERE/bench.py" pct "$WORK/${mode}_$key.log" | sed 's/^/P_/')"
@@ -409,7 +422,12 @@ open_loop() {
   for p in p50 p90 p99 p999 max rate long_gaps_pct short_gaps_pct; do
     eval "put ${prefix}_${key}_$p \"\$P_$p\""
   done
-  case $key in b | c) put "${prefix}_${key}_gw_cpu_us" "$(calc '%.1f' "($gw1 - $gw0) * 1000000 / $CLK_TCK / $n")" ;; esac
+  case $key in
+    b | c)
+      put "${prefix}_${key}_gw_cpu_us" "$(calc '%.1f' "($gw1 - $gw0) * 1000000 / $CLK_TCK / $n")"
+      put "${prefix}_${key}_gw_run_us" "$(calc '%.1f' "($gwns1 - $gwns0) / 1000 / $n")"
+      ;;
+  esac
   log "open loop ($mode) $key, started at $P_rate/s: p50 $P_p50 µs, p99 $P_p99 µs, p99.9 $P_p999 µs"
 }
 log "open loop at $RATE calls/s, $LAT_SECS s per path and mode"
