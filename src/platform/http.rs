@@ -37,7 +37,11 @@ use tokio_rustls::{
     rustls::{self, pki_types::ServerName},
 };
 
-use crate::{errors::GatewayError, proto::Platform, routes::Method};
+use crate::{
+    errors::GatewayError,
+    proto::Platform,
+    routes::{Method, Route},
+};
 
 const USER_AGENT: &str = concat!("gamegate/", env!("CARGO_PKG_VERSION"));
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -240,6 +244,28 @@ pub struct UpstreamCall<'a> {
     /// A read may be sent again when a reused connection turns out closed.
     pub idempotent: bool,
     pub deadline: Instant,
+}
+
+impl<'a> UpstreamCall<'a> {
+    /// A call of a declared route: its path, method and idempotence, no extra headers.
+    pub fn route(
+        platform: Platform,
+        route: &'a Route,
+        target: &'a str,
+        body: Option<OutgoingBody>,
+        deadline: Instant,
+    ) -> Self {
+        UpstreamCall {
+            platform,
+            endpoint: &route.path,
+            method: route.method,
+            target,
+            body,
+            headers: &[],
+            idempotent: route.idempotent,
+            deadline,
+        }
+    }
 }
 
 /// One platform base URL and its pool of idle keep-alive connections.

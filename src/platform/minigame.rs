@@ -90,19 +90,16 @@ impl MiniGameClient {
             );
             let answer = self
                 .upstream
-                .send(UpstreamCall {
-                    platform: PLATFORM,
-                    endpoint: &route.path,
-                    method: route.method,
-                    target: &target,
-                    body: Some(OutgoingBody {
+                .send(UpstreamCall::route(
+                    PLATFORM,
+                    route,
+                    &target,
+                    Some(OutgoingBody {
                         bytes: body.clone(),
                         content_type: "application/json",
                     }),
-                    headers: &[],
-                    idempotent: route.idempotent,
                     deadline,
-                })
+                ))
                 .await?;
             let (answer, code) = enveloped(PLATFORM, &route.path, &answer.body, "errcode")?;
             if code == 0 {

@@ -198,14 +198,8 @@ impl MsdkClient {
         let answer = self
             .upstream
             .send(UpstreamCall {
-                platform: PLATFORM,
-                endpoint: &route.path,
-                method: route.method,
-                target: &target,
-                body,
                 headers,
-                idempotent: route.idempotent,
-                deadline,
+                ..UpstreamCall::route(PLATFORM, route, &target, body, deadline)
             })
             .await?;
         // The answer says whether its body is encrypted: answers refused before

@@ -77,16 +77,9 @@ impl OpenApiClient {
         };
         let answer = self
             .upstream
-            .send(UpstreamCall {
-                platform: PLATFORM,
-                endpoint: &route.path,
-                method: route.method,
-                target: &target,
-                body,
-                headers: &[],
-                idempotent: route.idempotent,
-                deadline,
-            })
+            .send(UpstreamCall::route(
+                PLATFORM, route, &target, body, deadline,
+            ))
             .await?;
         let (answer, code) = enveloped(PLATFORM, &route.path, &answer.body, "ret")?;
         if code == 0 {
