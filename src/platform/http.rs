@@ -131,7 +131,12 @@ pub struct BaseUrl {
 impl BaseUrl {
     pub fn parse(url: &str) -> Result<Self, InvalidBaseUrl> {
         let invalid = |problem| InvalidBaseUrl {
-            url: url.to_string(),
+            // A base URL with user info may hold a password: not repeated in errors.
+            url: if url.contains('@') {
+                "(not shown: it holds user info)".into()
+            } else {
+                url.to_string()
+            },
             problem,
         };
         let uri: http::Uri = url.parse().map_err(|_| invalid("not a url"))?;
@@ -325,11 +330,7 @@ impl Upstream {
         // Targets are built from declared paths and percent-encoded values; a
         // space or control character would let a value rewrite the request.
         let unsafe_text = |text: &str| text.bytes().any(|b| b < b' ' || b == 0x7f);
-        if call.target.is_empty()
-            || !call.target.starts_with('/')
-            || call.target.contains(' ')
-            || unsafe_text(call.target)
-        {
+        if !call.target.starts_with('/') || call.target.contains(' ') || unsafe_text(call.target) {
             return Err(TransportError::InvalidRequest("the target is not a path"));
         }
         if call

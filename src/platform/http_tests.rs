@@ -178,6 +178,8 @@ fn base_urls() {
     ] {
         assert!(BaseUrl::parse(bad).is_err(), "{bad} was accepted");
     }
+    let error = BaseUrl::parse("http://gamegate:hunter2@x").unwrap_err();
+    assert!(!error.to_string().contains("hunter2"), "{error}");
 }
 
 #[tokio::test]

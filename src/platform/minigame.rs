@@ -16,7 +16,7 @@ use super::{
     http::{
         OutgoingBody, Upstream, UpstreamCall, envelope_code, envelope_text, enveloped, json_object,
     },
-    signing::{encode_query, minigame_signature},
+    signing::{encode_query, minigame_signature, push_query_pairs},
 };
 use crate::{
     errors::{self, GatewayError, UpstreamError},
@@ -71,10 +71,11 @@ impl MiniGameClient {
             .unwrap_or_default();
         let signature = minigame_signature(session_key, &body);
         let mut query = String::with_capacity(160);
-        for (name, value) in &request.query {
-            let _ = write!(query, "&{}={}", encode_query(name), encode_query(value));
+        push_query_pairs(&mut query, request.query.iter().map(|(n, v)| (n, v)));
+        if !query.is_empty() {
+            query.push('&');
         }
-        let _ = write!(query, "&signature={signature}&sig_method=hmac_sha256");
+        let _ = write!(query, "signature={signature}&sig_method=hmac_sha256");
 
         // One refresh and one retry when the platform refuses the app's token;
         // the refused call did nothing, so retrying it is safe even for writes.
@@ -84,7 +85,7 @@ impl MiniGameClient {
             let mut target = String::with_capacity(route.path.len() + 64 + query.len());
             let _ = write!(
                 target,
-                "{}?access_token={}{query}",
+                "{}?access_token={}&{query}",
                 route.path,
                 encode_query(token.value.expose_secret()),
             );

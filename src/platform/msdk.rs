@@ -20,7 +20,7 @@ use super::{
     Apps,
     http::{OutgoingBody, Upstream, UpstreamCall, envelope_code, envelope_text, enveloped},
     msdktea,
-    signing::encode_query,
+    signing::{encode_query, push_query_pairs},
 };
 use crate::{
     errors::{self, GatewayError, UpstreamError},
@@ -170,9 +170,7 @@ impl MsdkClient {
             encode_query(&request.openid),
             app.encode,
         );
-        for (name, value) in &request.query {
-            let _ = write!(target, "&{}={}", encode_query(name), encode_query(value));
-        }
+        push_query_pairs(&mut target, request.query.iter().map(|(n, v)| (n, v)));
         let body = match route.method {
             Method::Get => None,
             Method::Post => {

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use super::{
     Apps,
     http::{OutgoingBody, Upstream, UpstreamCall, envelope_text, enveloped},
-    signing::{openapi_encode, openapi_signature},
+    signing::{openapi_signature, push_query_pairs},
 };
 use crate::{
     errors::{self, GatewayError, UpstreamError},
@@ -60,11 +60,8 @@ impl OpenApiClient {
             appkey.expose_secret(),
         );
         params.push(("sig".into(), sig));
-        let encoded = params
-            .iter()
-            .map(|(name, value)| format!("{}={}", openapi_encode(name), openapi_encode(value)))
-            .collect::<Vec<_>>()
-            .join("&");
+        let mut encoded = String::with_capacity(256);
+        push_query_pairs(&mut encoded, params.iter().map(|(n, v)| (n, v)));
         let (target, body) = match route.method {
             Method::Get => (format!("{}?{}", route.path, encoded), None),
             Method::Post => (

@@ -21,6 +21,21 @@ pub fn encode_query(text: &str) -> PercentEncode<'_> {
     utf8_percent_encode(text, OPENAPI_UNRESERVED)
 }
 
+/// Appends `name=value` pairs, encoded by [`encode_query`], to a query string or
+/// form body being built, each after a `&` unless `out` is empty or ends in `?`.
+pub fn push_query_pairs<'a>(
+    out: &mut String,
+    pairs: impl IntoIterator<Item = (&'a String, &'a String)>,
+) {
+    use std::fmt::Write as _;
+    for (name, value) in pairs {
+        if !(out.is_empty() || out.ends_with('?')) {
+            out.push('&');
+        }
+        let _ = write!(out, "{}={}", encode_query(name), encode_query(value));
+    }
+}
+
 /// QQ mini-game login-state signature: lowercase hex of HMAC-SHA256 keyed by the
 /// session key's UTF-8 bytes (not base64-decoded) over the exact body bytes.
 pub fn minigame_signature(session_key: &str, body: &[u8]) -> String {
@@ -131,6 +146,24 @@ mod tests {
         assert_eq!(sig, "Csl//tkIZetPSYKpLNHt885Sb18=");
         // In the query string the sig is encoded like any other value.
         assert_eq!(openapi_encode(&sig), "Csl%2F%2FtkIZetPSYKpLNHt885Sb18%3D");
+    }
+
+    #[test]
+    fn query_pairs_are_encoded_and_joined() {
+        let pairs = [
+            ("a b".to_string(), "x~y".to_string()),
+            ("k".to_string(), "1&2".to_string()),
+        ];
+        let pairs = pairs.iter().map(|(n, v)| (n, v));
+        let mut form = String::new();
+        push_query_pairs(&mut form, pairs.clone());
+        assert_eq!(form, "a%20b=x%7Ey&k=1%262");
+        let mut target = "/p?".to_string();
+        push_query_pairs(&mut target, pairs.clone());
+        assert_eq!(target, "/p?a%20b=x%7Ey&k=1%262");
+        let mut target = "/p?t=1".to_string();
+        push_query_pairs(&mut target, pairs);
+        assert_eq!(target, "/p?t=1&a%20b=x%7Ey&k=1%262");
     }
 
     #[test]
