@@ -1,22 +1,45 @@
 //! gamegate: a gRPC gateway to Tencent's game-platform server APIs.
 //!
 //! Game servers call the services of `proto/gamegate/v1/`; every RPC carries its
-//! upstream route as a proto option, and one generic path ([`gateway`]) serves
-//! them all: validate against the declared limits, map to the platform's query
-//! and body, sign and send through the platform's client ([`platform`]), decode
-//! the answer, or map the platform's code to a status with rich error details
-//! ([`errors`]).
+//! upstream route as a proto option, and one generic path serves them all. The
+//! modules, lowest first (a module uses only those before it; `layering` below
+//! checks it):
+//!
+//! - [`proto`]: the generated types and the descriptor pool.
+//! - [`upstream`]: the HTTP/1.1 client every platform sends through, with its
+//!   own error type.
+//! - [`net`], [`telemetry`]: accepted connections; logs.
+//! - [`config`]: the typed configuration, validated before any port is bound.
+//! - [`errors`]: `GatewayError`, and the one table from a reason to a status.
+//! - [`plan`]: the declared routes compiled into plans; request mapping and
+//!   answer decoding.
+//! - [`state`]: the store interface (access tokens) and its in-memory store.
+//! - [`auth`]: which callers may call, with which apps.
+//! - [`policy`]: retries (later rate limits, breakers, memory budgets).
+//! - [`platform`]: the platform interface, its registry and the three
+//!   platforms (signing, envelopes, codes, tokens).
+//! - [`core`]: `execute`, the protocol-agnostic path of one call.
+//! - [`api`]: the protocol adapters (gRPC; health and reflection).
+//! - [`app`]: building, serving and draining from a configuration.
 #![forbid(unsafe_code)]
 
-pub mod callers;
+pub mod api;
+pub mod app;
+pub mod auth;
 pub mod config;
+pub mod core;
 pub mod errors;
-pub mod gateway;
-pub mod mapping;
+pub mod net;
+pub mod plan;
 pub mod platform;
+pub mod policy;
 pub mod proto;
-pub mod routes;
-pub mod server;
-pub mod token;
+pub mod state;
+pub mod telemetry;
+pub mod upstream;
 
+#[cfg(feature = "sandbox")]
 pub use gamegate_sandbox as sandbox;
+
+#[cfg(test)]
+mod layering;

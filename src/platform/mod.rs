@@ -1,30 +1,117 @@
-//! The platform clients, one per upstream platform, and the dispatch from a
-//! route to its platform, with deadline budgets and bounded retries of reads.
+//! The platforms behind one interface ([`PlatformClient`]): each signs, sends
+//! and reads the envelope of its own API, maps its own codes, and is built from
+//! its own configuration section. The [`PlatformRegistry`] holds the configured
+//! ones by [`Platform`], each with its answer budget and its own retry policy,
+//! so that per-platform policies wrap every platform the same way.
 
-pub mod http;
+pub mod envelope;
 pub mod minigame;
 pub mod msdk;
-pub mod msdktea;
 pub mod openapi;
 pub mod signing;
 
 use std::{collections::HashMap, time::Duration};
 
-use rand::Rng;
 use serde_json::{Map, Value as Json};
 use tokio::time::Instant;
-use tower::retry::budget::{Budget, TpsBudget};
 
 use crate::{
+    config::Config,
     errors::{GatewayError, platform_name},
-    mapping::UpstreamRequest,
+    plan::{Route, UpstreamRequest},
+    policy::RetryPolicy,
     proto::Platform,
-    routes::Route,
+    state::{BoxFuture, Store},
+    upstream::{self, OutgoingBody, Upstream, UpstreamAnswer, UpstreamCall, UpstreamHttp},
 };
 
-pub use self::{
-    http::UpstreamHttp, minigame::MiniGameClient, msdk::MsdkClient, openapi::OpenApiClient,
-};
+/// One platform's client: a declared route's request in, the platform's
+/// successful answer (its JSON object) or its error out.
+pub trait PlatformClient: Send + Sync {
+    fn call<'a>(
+        &'a self,
+        route: &'a Route,
+        request: &'a UpstreamRequest,
+        deadline: Instant,
+    ) -> BoxFuture<'a, Result<Map<String, Json>, GatewayError>>;
+}
+
+/// A configured platform: its client, the longest it may take to answer, and
+/// the policies that wrap its calls.
+pub struct ConfiguredPlatform {
+    client: Box<dyn PlatformClient>,
+    budget: Duration,
+    retry: RetryPolicy,
+}
+
+impl ConfiguredPlatform {
+    pub fn new(client: Box<dyn PlatformClient>, budget: Duration) -> Self {
+        ConfiguredPlatform {
+            client,
+            budget,
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    /// The platform's own answer budget.
+    pub fn budget(&self) -> Duration {
+        self.budget
+    }
+
+    /// Calls the platform; reads that failed transiently are retried within
+    /// the deadline and this platform's retry budget.
+    pub async fn call(
+        &self,
+        route: &Route,
+        request: &UpstreamRequest,
+        deadline: Instant,
+    ) -> Result<Map<String, Json>, GatewayError> {
+        self.retry
+            .run(route.idempotent, deadline, &route.path, || {
+                self.client.call(route, request, deadline)
+            })
+            .await
+    }
+}
+
+/// Every configured platform, by [`Platform`].
+#[derive(Default)]
+pub struct PlatformRegistry {
+    platforms: HashMap<Platform, ConfiguredPlatform>,
+}
+
+impl PlatformRegistry {
+    /// The platforms of the configuration, each from its own section; app
+    /// state (access tokens) lives in `store`.
+    pub fn from_config(
+        config: &Config,
+        http: &UpstreamHttp,
+        store: &dyn Store,
+    ) -> Result<Self, upstream::InvalidBaseUrl> {
+        let mut registry = PlatformRegistry::default();
+        if let Some(section) = &config.qq_minigame {
+            registry.insert(Platform::QqMinigame, minigame::build(section, http, store)?);
+        }
+        if let Some(section) = &config.qq_openapi {
+            registry.insert(Platform::QqOpenapi, openapi::build(section, http)?);
+        }
+        if let Some(section) = &config.msdk {
+            registry.insert(Platform::Msdk, msdk::build(section, http)?);
+        }
+        Ok(registry)
+    }
+
+    pub fn insert(&mut self, platform: Platform, configured: ConfiguredPlatform) {
+        self.platforms.insert(platform, configured);
+    }
+
+    /// The platform a route calls, or `PLATFORM_NOT_CONFIGURED`.
+    pub fn get(&self, platform: Platform) -> Result<&ConfiguredPlatform, GatewayError> {
+        self.platforms
+            .get(&platform)
+            .ok_or(GatewayError::PlatformNotConfigured(platform_name(platform)))
+    }
+}
 
 /// What gamegate holds for each app of one platform (secrets, token caches),
 /// by app id.
@@ -60,108 +147,65 @@ impl<T> Apps<T> {
     }
 }
 
-/// A configured platform client and the longest it may take to answer.
-pub struct Configured<C> {
-    pub client: C,
-    pub budget: Duration,
-}
-
-/// Every configured platform.
-pub struct Platforms {
-    pub minigame: Option<Configured<MiniGameClient>>,
-    pub openapi: Option<Configured<OpenApiClient>>,
-    pub msdk: Option<Configured<MsdkClient>>,
-    /// Retries may add at most 20% to the calls of the last 10 s (plus 5 per
-    /// second), so a sick platform is not sent several times its normal traffic.
-    retry_budget: TpsBudget,
-}
-
-/// Attempts of an idempotent call (the first one included).
-const MAX_ATTEMPTS: u32 = 3;
-const BACKOFF_BASE: Duration = Duration::from_millis(50);
-
-impl Platforms {
-    pub fn new(
-        minigame: Option<Configured<MiniGameClient>>,
-        openapi: Option<Configured<OpenApiClient>>,
-        msdk: Option<Configured<MsdkClient>>,
-    ) -> Self {
-        Platforms {
-            minigame,
-            openapi,
-            msdk,
-            retry_budget: TpsBudget::new(Duration::from_secs(10), 5, 0.2),
-        }
+/// The call of a declared route: its path, method and idempotence, no extra
+/// headers.
+fn route_call<'a>(
+    route: &'a Route,
+    target: &'a str,
+    body: Option<OutgoingBody>,
+    deadline: Instant,
+) -> UpstreamCall<'a> {
+    UpstreamCall {
+        method: route.method,
+        target,
+        body,
+        headers: &[],
+        idempotent: route.idempotent,
+        deadline,
     }
+}
 
-    /// The platform's own answer budget.
-    pub fn budget(&self, platform: Platform) -> Result<Duration, GatewayError> {
-        let budget = match platform {
-            Platform::QqMinigame => self.minigame.as_ref().map(|p| p.budget),
-            Platform::QqOpenapi => self.openapi.as_ref().map(|p| p.budget),
-            Platform::Msdk => self.msdk.as_ref().map(|p| p.budget),
-            Platform::Unspecified => None,
+/// Sends `call` to `platform`'s `endpoint`; a transport failure becomes the
+/// gateway error that names them (never the target: it holds secrets).
+async fn send(
+    upstream: &Upstream,
+    platform: Platform,
+    endpoint: &str,
+    call: UpstreamCall<'_>,
+) -> Result<UpstreamAnswer, GatewayError> {
+    let budget = call.deadline.saturating_duration_since(Instant::now());
+    upstream
+        .send(call)
+        .await
+        .map_err(|error| transport_error(platform, endpoint, budget, error))
+}
+
+/// A transport failure as the gateway reports it.
+pub fn transport_error(
+    platform: Platform,
+    endpoint: &str,
+    budget: Duration,
+    error: upstream::Error,
+) -> GatewayError {
+    let endpoint = endpoint.to_string();
+    if let Some(status) = error.status() {
+        return GatewayError::HttpStatus {
+            platform,
+            endpoint,
+            status,
         };
-        budget.ok_or(GatewayError::PlatformNotConfigured(platform_name(platform)))
     }
-
-    /// Calls the route's platform; reads that failed transiently are retried
-    /// with jittered exponential backoff, within the deadline and retry budget.
-    pub async fn call(
-        &self,
-        route: &Route,
-        request: &UpstreamRequest,
-        deadline: Instant,
-    ) -> Result<Map<String, Json>, GatewayError> {
-        self.retry_budget.deposit();
-        let mut attempt = 1;
-        loop {
-            let result = self.call_once(route, request, deadline).await;
-            let error = match result {
-                Ok(answer) => return Ok(answer),
-                Err(error) => error,
-            };
-            if !route.idempotent || attempt >= MAX_ATTEMPTS || !error.is_transient() {
-                return Err(error);
-            }
-            let backoff = BACKOFF_BASE * 2u32.pow(attempt - 1);
-            let jittered = backoff.mul_f64(rand::rng().random_range(0.5..1.5));
-            if Instant::now() + jittered >= deadline || !self.retry_budget.withdraw() {
-                return Err(error);
-            }
-            tracing::info!(
-                endpoint = %route.path,
-                attempt,
-                reason = error.reason().info_reason(),
-                "transient upstream failure; retrying a read"
-            );
-            tokio::time::sleep(jittered).await;
-            attempt += 1;
-        }
+    if error.is_timeout() {
+        return GatewayError::Timeout {
+            platform,
+            endpoint,
+            budget,
+        };
     }
-
-    async fn call_once(
-        &self,
-        route: &Route,
-        request: &UpstreamRequest,
-        deadline: Instant,
-    ) -> Result<Map<String, Json>, GatewayError> {
-        let not_configured = || GatewayError::PlatformNotConfigured(platform_name(route.platform));
-        match route.platform {
-            Platform::QqMinigame => {
-                let platform = self.minigame.as_ref().ok_or_else(not_configured)?;
-                platform.client.call(route, request, deadline).await
-            }
-            Platform::QqOpenapi => {
-                let platform = self.openapi.as_ref().ok_or_else(not_configured)?;
-                platform.client.call(route, request, deadline).await
-            }
-            Platform::Msdk => {
-                let platform = self.msdk.as_ref().ok_or_else(not_configured)?;
-                platform.client.call(route, request, deadline).await
-            }
-            Platform::Unspecified => Err(not_configured()),
-        }
+    GatewayError::Unreachable {
+        platform,
+        endpoint,
+        source: error,
     }
 }
 
@@ -180,6 +224,15 @@ mod tests {
         assert!(matches!(
             apps.get("999"),
             Err(GatewayError::AppUnknown { .. })
+        ));
+    }
+
+    #[test]
+    fn an_unconfigured_platform_is_reported_as_such() {
+        let registry = PlatformRegistry::default();
+        assert!(matches!(
+            registry.get(Platform::Msdk),
+            Err(GatewayError::PlatformNotConfigured("msdk"))
         ));
     }
 }

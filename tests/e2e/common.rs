@@ -3,6 +3,7 @@
 use std::{collections::HashMap, net::SocketAddr, time::Duration};
 
 use gamegate::{
+    app::RunningGateway,
     config::Config,
     proto::{
         auth_service_client::AuthServiceClient, dawanka_service_client::DawankaServiceClient,
@@ -10,7 +11,6 @@ use gamegate::{
         storage_service_client::StorageServiceClient,
     },
     sandbox::{self, RunningSandbox, SandboxConfig},
-    server::RunningGateway,
 };
 use serde_json::{Value, json};
 use tonic::{Code, Status, transport::Channel};

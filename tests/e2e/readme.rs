@@ -1,7 +1,7 @@
 //! The README's grpcurl examples work: each `-d` JSON is parsed with the method's
 //! descriptor (as grpcurl does through reflection) and invoked on a live gamegate.
 
-use gamegate::{gateway::DynamicCodec, proto::DESCRIPTOR_POOL};
+use gamegate::{api::DynamicCodec, proto::DESCRIPTOR_POOL};
 use prost_reflect::DynamicMessage;
 use tonic::client::Grpc;
 

@@ -1,13 +1,12 @@
 //! Caller authentication: which game servers may call gamegate, and with which
-//! apps. Callers send `authorization: Bearer <token>`; tokens are kept only as
-//! SHA-256 digests, so neither memory dumps of the registry nor timing of the
-//! comparison reveal them.
+//! apps, whatever protocol they call with. Callers send `authorization: Bearer
+//! <token>`; tokens are kept only as SHA-256 digests, so neither memory dumps of
+//! the registry nor timing of the comparison reveal them.
 
 use std::collections::HashSet;
 
 use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
-use tonic::metadata::MetadataMap;
 
 use crate::{config::Caller, errors::GatewayError};
 
@@ -51,17 +50,16 @@ impl CallerRegistry {
         self.callers.is_empty()
     }
 
-    /// The caller of a request; `Ok(None)` when the registry is open.
+    /// The caller of a request, from the value of its `authorization` header
+    /// (every protocol carries one); `Ok(None)` when the registry is open.
     pub fn authenticate(
         &self,
-        metadata: &MetadataMap,
+        authorization: Option<&str>,
     ) -> Result<Option<&RegisteredCaller>, GatewayError> {
         if self.is_open() {
             return Ok(None);
         }
-        let token = metadata
-            .get("authorization")
-            .and_then(|value| value.to_str().ok())
+        let token = authorization
             .and_then(|value| value.strip_prefix("Bearer "))
             .ok_or(GatewayError::CallerUnauthenticated)?;
         let presented = digest(token.trim());

@@ -13,6 +13,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use thiserror::Error;
 
+#[cfg(feature = "sandbox")]
+mod demo;
+
 #[derive(Debug, Error)]
 pub enum ConfigError {
     #[error("configuration cannot be read: {0}")]
@@ -180,80 +183,9 @@ impl Config {
         Ok(config)
     }
 
-    /// The configuration `gamegate` runs with when given none: every platform
-    /// wired to the in-process sandbox at `sandbox_url`, with its demo apps.
-    pub fn demo(listen: SocketAddr, sandbox_url: &str) -> Config {
-        use gamegate_sandbox::demo;
-        Config {
-            listen,
-            shutdown_grace_ms: default_shutdown_grace_ms(),
-            max_concurrent_calls_per_connection: default_max_concurrent_calls_per_connection(),
-            callers: Vec::new(),
-            qq_minigame: Some(MiniGamePlatform {
-                base_url: sandbox_url.to_string(),
-                budget_ms: default_minigame_budget_ms(),
-                apps: BTreeMap::from([(
-                    demo::MINIGAME_APPID.to_string(),
-                    MiniGameApp {
-                        secret: SecretString::from(demo::MINIGAME_SECRET),
-                    },
-                )]),
-            }),
-            qq_openapi: Some(OpenApiPlatform {
-                base_url: sandbox_url.to_string(),
-                budget_ms: default_openapi_budget_ms(),
-                apps: BTreeMap::from([(
-                    demo::OPENAPI_APPID.to_string(),
-                    OpenApiApp {
-                        appkey: SecretString::from(demo::OPENAPI_APPKEY),
-                    },
-                )]),
-            }),
-            msdk: Some(MsdkPlatform {
-                base_url: sandbox_url.to_string(),
-                budget_ms: default_msdk_budget_ms(),
-                apps: [
-                    (
-                        demo::MSDK_QQ_APPID,
-                        demo::MSDK_QQ_MSDKKEY,
-                        demo::MSDK_QQ_APPKEY,
-                    ),
-                    (
-                        demo::MSDK_WX_APPID,
-                        demo::MSDK_WX_MSDKKEY,
-                        demo::MSDK_WX_APPKEY,
-                    ),
-                    // Guests call with the "G_" appid and the game's own keys.
-                    (
-                        demo::MSDK_GUEST_APPID,
-                        demo::MSDK_QQ_MSDKKEY,
-                        demo::MSDK_QQ_APPKEY,
-                    ),
-                ]
-                .into_iter()
-                .map(|(appid, msdkkey, appkey)| {
-                    (
-                        appid.to_string(),
-                        MsdkApp {
-                            msdkkey: SecretString::from(msdkkey),
-                            appkey: Some(SecretString::from(appkey)),
-                            encode: default_msdk_encode(),
-                            encrypt: false,
-                            video_channels: BTreeMap::from([(
-                                demo::MSDK_VIDEO_CHANNEL_ID.to_string(),
-                                SecretString::from(demo::MSDK_VIDEO_CHANNEL_SECRET),
-                            )]),
-                        },
-                    )
-                })
-                .collect(),
-            }),
-        }
-    }
-
     pub fn validate(&self) -> Result<(), ConfigError> {
         let check_url = |name: &str, url: &str| {
-            crate::platform::http::BaseUrl::parse(url)
+            crate::upstream::BaseUrl::parse(url)
                 .map(drop)
                 .map_err(|e| ConfigError::Invalid(format!("{name}.{e}")))
         };

@@ -4,10 +4,13 @@
 //! encryption, and the many envelopes of its answers (`ret` with `msg` or
 //! `message`, `err_type`, `-10000`/`-20000` with "code,message" in `msg`).
 
+mod codes;
+pub mod msdktea;
+
 use std::{
     collections::HashMap,
     fmt::Write as _,
-    time::{SystemTime, UNIX_EPOCH},
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use bytes::Bytes;
@@ -17,19 +20,54 @@ use serde_json::{Map, Value as Json};
 use tokio::time::Instant;
 
 use super::{
-    Apps,
-    http::{OutgoingBody, Upstream, UpstreamCall, envelope_code, envelope_text, enveloped},
-    msdktea,
+    Apps, ConfiguredPlatform, PlatformClient,
+    envelope::{envelope_code, envelope_text, enveloped},
+    route_call, send,
     signing::{encode_query, push_query_pairs},
 };
 use crate::{
-    errors::{self, GatewayError, UpstreamError},
-    mapping::UpstreamRequest,
+    config::MsdkPlatform,
+    errors::{GatewayError, UpstreamError},
+    plan::{Method, Route, UpstreamRequest},
     proto::{BodySignatureRecipe, Platform},
-    routes::{Method, Route},
+    state::BoxFuture,
+    upstream::{self, OutgoingBody, Upstream, UpstreamCall, UpstreamHttp},
 };
 
 const PLATFORM: Platform = Platform::Msdk;
+
+/// The platform of the `[msdk]` section: the keys of each app.
+pub fn build(
+    section: &MsdkPlatform,
+    http: &UpstreamHttp,
+) -> Result<ConfiguredPlatform, upstream::InvalidBaseUrl> {
+    let apps = section.apps.iter().map(|(appid, app)| {
+        let sig_key = match (app.encode, &app.appkey) {
+            (1, Some(appkey)) => appkey.clone(),
+            _ => app.msdkkey.clone(),
+        };
+        let keys = MsdkAppKeys {
+            sig_key,
+            appkey: app.appkey.clone(),
+            encode: app.encode,
+            encrypt: app.encrypt,
+            video_channels: app
+                .video_channels
+                .iter()
+                .filter_map(|(id, secret)| Some((id.parse().ok()?, secret.clone())))
+                .collect(),
+        };
+        (appid.clone(), keys)
+    });
+    let client = MsdkClient {
+        upstream: http.upstream(&section.base_url)?,
+        apps: Apps::new(PLATFORM, apps),
+    };
+    Ok(ConfiguredPlatform::new(
+        Box::new(client),
+        Duration::from_millis(section.budget_ms),
+    ))
+}
 
 /// What gamegate holds for one MSDK app.
 pub struct MsdkAppKeys {
@@ -78,6 +116,17 @@ pub fn video_vip_signature(
 pub struct MsdkClient {
     upstream: Upstream,
     apps: Apps<MsdkAppKeys>,
+}
+
+impl PlatformClient for MsdkClient {
+    fn call<'a>(
+        &'a self,
+        route: &'a Route,
+        request: &'a UpstreamRequest,
+        deadline: Instant,
+    ) -> BoxFuture<'a, Result<Map<String, Json>, GatewayError>> {
+        Box::pin(self.call(route, request, deadline))
+    }
 }
 
 /// `sig` of a call: lowercase hex md5 of the key followed by the timestamp.
@@ -140,14 +189,7 @@ impl MsdkClient {
         Ok(body)
     }
 
-    pub fn new(upstream: Upstream, apps: impl IntoIterator<Item = (String, MsdkAppKeys)>) -> Self {
-        MsdkClient {
-            upstream,
-            apps: Apps::new(PLATFORM, apps),
-        }
-    }
-
-    pub async fn call(
+    async fn call(
         &self,
         route: &Route,
         request: &UpstreamRequest,
@@ -193,13 +235,11 @@ impl MsdkClient {
         } else {
             &[]
         };
-        let answer = self
-            .upstream
-            .send(UpstreamCall {
-                headers,
-                ..UpstreamCall::route(PLATFORM, route, &target, body, deadline)
-            })
-            .await?;
+        let call = UpstreamCall {
+            headers,
+            ..route_call(route, &target, body, deadline)
+        };
+        let answer = send(&self.upstream, PLATFORM, &route.path, call).await?;
         // The answer says whether its body is encrypted: answers refused before
         // decryption (a bad sig, say) may come back plain even when asked not to.
         let encrypted = answer
@@ -241,7 +281,7 @@ impl MsdkClient {
             platform: PLATFORM,
             endpoint: route.path.clone(),
             code: ret,
-            reason: errors::classify_msdk(&route.code_overrides, ret, plat_code, err_type),
+            reason: codes::classify(&route.code_overrides, ret, plat_code, err_type),
             message,
             metadata,
         }))

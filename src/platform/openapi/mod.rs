@@ -1,40 +1,71 @@
 //! QQ Game OpenAPI v3 (`openapi.minigame.qq.com`, seed 001): public parameters,
 //! the HMAC-SHA1 `sig` keyed by the app's appkey, and the `ret`/`msg` envelope.
 
+mod codes;
+
+use std::time::Duration;
+
 use bytes::Bytes;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value as Json};
 use tokio::time::Instant;
 
 use super::{
-    Apps,
-    http::{OutgoingBody, Upstream, UpstreamCall, envelope_text, enveloped},
+    Apps, ConfiguredPlatform, PlatformClient,
+    envelope::{envelope_text, enveloped},
+    route_call, send,
     signing::{openapi_signature, push_query_pairs},
 };
 use crate::{
+    config::OpenApiPlatform,
     errors::{self, GatewayError, UpstreamError},
-    mapping::UpstreamRequest,
+    plan::{Method, Route, UpstreamRequest},
     proto::Platform,
-    routes::{Method, Route},
+    state::BoxFuture,
+    upstream::{self, OutgoingBody, Upstream, UpstreamHttp},
 };
 
 const PLATFORM: Platform = Platform::QqOpenapi;
+
+/// The platform of the `[qq_openapi]` section: an appkey per app.
+pub fn build(
+    section: &OpenApiPlatform,
+    http: &UpstreamHttp,
+) -> Result<ConfiguredPlatform, upstream::InvalidBaseUrl> {
+    let client = OpenApiClient {
+        upstream: http.upstream(&section.base_url)?,
+        appkeys: Apps::new(
+            PLATFORM,
+            section
+                .apps
+                .iter()
+                .map(|(appid, app)| (appid.clone(), SecretString::clone(&app.appkey))),
+        ),
+    };
+    Ok(ConfiguredPlatform::new(
+        Box::new(client),
+        Duration::from_millis(section.budget_ms),
+    ))
+}
 
 pub struct OpenApiClient {
     upstream: Upstream,
     appkeys: Apps<SecretString>,
 }
 
-impl OpenApiClient {
-    /// `apps`: appid -> appkey.
-    pub fn new(upstream: Upstream, apps: impl IntoIterator<Item = (String, SecretString)>) -> Self {
-        OpenApiClient {
-            upstream,
-            appkeys: Apps::new(PLATFORM, apps),
-        }
+impl PlatformClient for OpenApiClient {
+    fn call<'a>(
+        &'a self,
+        route: &'a Route,
+        request: &'a UpstreamRequest,
+        deadline: Instant,
+    ) -> BoxFuture<'a, Result<Map<String, Json>, GatewayError>> {
+        Box::pin(self.call(route, request, deadline))
     }
+}
 
-    pub async fn call(
+impl OpenApiClient {
+    async fn call(
         &self,
         route: &Route,
         request: &UpstreamRequest,
@@ -72,12 +103,8 @@ impl OpenApiClient {
                 }),
             ),
         };
-        let answer = self
-            .upstream
-            .send(UpstreamCall::route(
-                PLATFORM, route, &target, body, deadline,
-            ))
-            .await?;
+        let call = route_call(route, &target, body, deadline);
+        let answer = send(&self.upstream, PLATFORM, &route.path, call).await?;
         let (answer, code) = enveloped(PLATFORM, &route.path, &answer.body, "ret")?;
         if code == 0 {
             return Ok(answer);
@@ -87,7 +114,7 @@ impl OpenApiClient {
             endpoint: route.path.clone(),
             code,
             message: envelope_text(&answer, &["msg", "message"]),
-            reason: errors::classify(errors::QQ_OPENAPI_CODES, &route.code_overrides, code),
+            reason: errors::classify(codes::CODES, &route.code_overrides, code),
             metadata: Vec::new(),
         }))
     }

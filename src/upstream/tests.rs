@@ -121,8 +121,6 @@ const OK_HELLO: &[u8] =
 
 fn post<'a>(target: &'a str, deadline: Duration, idempotent: bool) -> UpstreamCall<'a> {
     UpstreamCall {
-        platform: Platform::Msdk,
-        endpoint: "/relation/qqfriends_detail",
         method: Method::Post,
         target,
         body: Some(OutgoingBody {
@@ -280,16 +278,9 @@ async fn a_read_is_resent_once_when_a_reused_connection_closes_under_it() {
         .await
         .err()
         .unwrap();
-    assert!(
-        matches!(
-            error,
-            GatewayError::Unreachable {
-                source: TransportError::Closed,
-                ..
-            }
-        ),
-        "{error:?}"
-    );
+    assert!(matches!(error.kind(), ErrorKind::ClosedEarly), "{error:?}");
+    // It was written, and no answer came: the platform may have applied it.
+    assert!(error.request_written() && !error.answer_complete());
     assert_eq!(server.connections.load(Ordering::SeqCst), 2);
 }
 
@@ -309,10 +300,8 @@ async fn status_deadline_and_limits() {
         .await
         .err()
         .unwrap();
-    assert!(
-        matches!(error, GatewayError::HttpStatus { status: 503, .. }),
-        "{error:?}"
-    );
+    assert_eq!(error.status(), Some(503), "{error:?}");
+    assert!(error.request_written() && error.answer_complete());
     let started = std::time::Instant::now();
     let error = upstream
         .send(post(
@@ -323,7 +312,9 @@ async fn status_deadline_and_limits() {
         .await
         .err()
         .unwrap();
-    assert!(matches!(error, GatewayError::Timeout { .. }), "{error:?}");
+    assert!(error.is_timeout(), "{error:?}");
+    // The server read the request and never answered.
+    assert!(error.request_written() && !error.answer_complete());
     assert!(started.elapsed() < Duration::from_millis(600));
     for text in [format!("{error}"), format!("{error:?}")] {
         assert!(!text.contains("secret-token"), "{text}");
@@ -336,13 +327,7 @@ async fn status_deadline_and_limits() {
         .err()
         .unwrap();
     assert!(
-        matches!(
-            error,
-            GatewayError::Unreachable {
-                source: TransportError::TooLarge(MAX_HEAD_BYTES),
-                ..
-            }
-        ),
+        matches!(error.kind(), ErrorKind::TooLarge(MAX_HEAD_BYTES)),
         "{error:?}"
     );
     for text in [format!("{error}"), format!("{error:?}")] {
@@ -361,15 +346,10 @@ async fn targets_that_could_rewrite_the_request_are_refused() {
             .err()
             .unwrap();
         assert!(
-            matches!(
-                error,
-                GatewayError::Unreachable {
-                    source: TransportError::InvalidRequest(_),
-                    ..
-                }
-            ),
+            matches!(error.kind(), ErrorKind::InvalidRequest(_)),
             "{error:?}"
         );
+        assert!(!error.request_written());
     }
     assert_eq!(server.connections.load(Ordering::SeqCst), 0);
 }
@@ -442,14 +422,46 @@ async fn https_bases_speak_tls_and_check_the_certificate() {
         .await
         .err()
         .unwrap();
-    assert!(
-        matches!(
-            error,
-            GatewayError::Unreachable {
-                source: TransportError::Tls(_),
-                ..
-            }
-        ),
-        "{error:?}"
-    );
+    assert!(matches!(error.kind(), ErrorKind::Tls(_)), "{error:?}");
+    assert!(!error.request_written());
+}
+
+#[tokio::test]
+async fn a_refused_connection_writes_nothing() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let error = upstream(&base)
+        .send(post("/x", SECOND, false))
+        .await
+        .err()
+        .unwrap();
+    assert!(matches!(error.kind(), ErrorKind::Connect(_)), "{error:?}");
+    assert!(!error.request_written() && !error.answer_complete());
+}
+
+#[tokio::test]
+async fn a_deadline_already_past_sends_nothing() {
+    let server = scripted(vec![vec![Reply::Send(OK_HELLO)]]).await;
+    let error = upstream(&server.base)
+        .send(post("/x", Duration::ZERO, false))
+        .await
+        .err()
+        .unwrap();
+    assert!(error.is_timeout() && !error.request_written(), "{error:?}");
+    assert_eq!(server.connections.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn a_read_cut_after_part_of_its_answer_is_not_resent() {
+    const CUT: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhel";
+    let server = scripted(vec![vec![Reply::Send(OK_HELLO), Reply::SendAndClose(CUT)]]).await;
+    let upstream = upstream(&server.base);
+    upstream.send(post("/x", SECOND, true)).await.unwrap();
+    let error = upstream.send(post("/x", SECOND, true)).await.err().unwrap();
+    assert!(matches!(error.kind(), ErrorKind::ClosedEarly), "{error:?}");
+    assert!(error.request_written() && !error.answer_complete());
+    // The platform answered something: the request reached it, so it is not
+    // sent again on a new connection.
+    assert_eq!(server.connections.load(Ordering::SeqCst), 1);
 }

@@ -1,9 +1,6 @@
-//! The route table: every RPC of `gamegate.v1` that carries a `(gamegate.v1.route)`
-//! option, compiled once at start from the descriptor pool into plans that the one
-//! generic path executes (validate, map to query/body, decode the answer).
-//!
-//! Nothing here knows a particular endpoint: adding an RPC means declaring it in
-//! the proto (route + field options), teaching the sandbox, and testing it.
+//! The route table: every RPC of `gamegate.v1` that carries a
+//! `(gamegate.v1.route)` option, compiled once at start from the descriptor
+//! pool into plans (a message plan per request and response type).
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -17,6 +14,7 @@ use crate::proto::{
     self, BodySignatureRecipe, Charset, ErrorReason, FieldLocation, FieldRole, FieldRules,
     HttpMethod, JsonType, MessageRules, Platform, UpstreamField, UpstreamRoute,
 };
+use crate::upstream::Method;
 
 /// A proto declaration gamegate cannot serve; found at start, never at call time.
 #[derive(Debug, Error)]
@@ -33,22 +31,6 @@ pub enum RouteDeclarationError {
     IncompleteRoute(String),
     #[error("rpc {0} is not unary; gamegate serves unary rpcs only")]
     Streaming(String),
-}
-
-/// The HTTP method of an upstream interface.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Method {
-    Get,
-    Post,
-}
-
-impl Method {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Method::Get => "GET",
-            Method::Post => "POST",
-        }
-    }
 }
 
 /// Where a request field goes.

@@ -1,0 +1,68 @@
+//! The gRPC codec of dynamic messages: requests decoded as the RPC's input
+//! type straight from its descriptor, answers encoded as they are.
+
+use prost::Message;
+use prost_reflect::{DynamicMessage, MessageDescriptor};
+use tonic::{
+    Status,
+    codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder},
+};
+
+/// Encodes dynamic messages and decodes them as `decode`'s type: a server's
+/// codec decodes requests, a client's (tools, tests) decodes responses.
+#[derive(Clone)]
+pub struct DynamicCodec {
+    decode: MessageDescriptor,
+}
+
+impl DynamicCodec {
+    pub fn new(decode: MessageDescriptor) -> Self {
+        DynamicCodec { decode }
+    }
+}
+
+impl Codec for DynamicCodec {
+    type Encode = DynamicMessage;
+    type Decode = DynamicMessage;
+    type Encoder = DynamicEncoder;
+    type Decoder = DynamicDecoder;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        DynamicEncoder
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        DynamicDecoder {
+            descriptor: self.decode.clone(),
+        }
+    }
+}
+
+pub struct DynamicEncoder;
+
+impl Encoder for DynamicEncoder {
+    type Item = DynamicMessage;
+    type Error = Status;
+
+    fn encode(&mut self, item: DynamicMessage, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        item.encode(dst)
+            .map_err(|error| Status::internal(format!("response encoding failed: {error}")))
+    }
+}
+
+pub struct DynamicDecoder {
+    descriptor: MessageDescriptor,
+}
+
+impl Decoder for DynamicDecoder {
+    type Item = DynamicMessage;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<DynamicMessage>, Status> {
+        DynamicMessage::decode(self.descriptor.clone(), src)
+            .map(Some)
+            .map_err(|error| {
+                Status::invalid_argument(format!("request is not valid protobuf: {error}"))
+            })
+    }
+}

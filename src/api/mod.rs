@@ -1,0 +1,11 @@
+//! The protocols gamegate speaks to its callers. Each adapter authenticates the
+//! caller and reads its deadline from the protocol's own headers, then hands
+//! the call to the one core (`core::Core::execute`); none copies the path.
+//! Today: gRPC ([`grpc`]), with `grpc.health.v1` and server reflection
+//! ([`health`]).
+
+pub mod codec;
+pub mod grpc;
+pub mod health;
+
+pub use self::codec::DynamicCodec;

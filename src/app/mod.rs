@@ -1,0 +1,157 @@
+//! Building and running gamegate from a configuration: the route table, the
+//! state store, the platform registry, the core and the gRPC adapter, health and
+//! reflection, all on one port; load shedding per connection; graceful shutdown
+//! that tells meshes first (health NOT_SERVING) and drains in-flight calls
+//! within a grace period.
+
+#[cfg(feature = "sandbox")]
+pub mod embedded;
+mod run;
+pub mod signal;
+
+use std::{future::Future, net::SocketAddr, sync::Arc};
+
+use thiserror::Error;
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use tonic::service::Routes;
+use tonic_health::server::HealthReporter;
+
+pub use self::run::{check_config, run};
+use crate::{
+    api::{self, grpc::GrpcGateway},
+    auth::CallerRegistry,
+    config::Config,
+    core::Core,
+    net,
+    plan::{RouteDeclarationError, RouteTable},
+    platform::PlatformRegistry,
+    proto,
+    state::MemoryStore,
+    upstream::{InvalidBaseUrl, UpstreamHttp},
+};
+
+#[derive(Debug, Error)]
+pub enum ServeError {
+    #[error("the proto declares a route gamegate cannot serve: {0}")]
+    Routes(#[from] RouteDeclarationError),
+    #[error("a platform base url cannot be used: {0}")]
+    BaseUrl(#[from] InvalidBaseUrl),
+    #[error("server reflection cannot be built: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("the grpc server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// The gRPC routes of gamegate (gateway services, health, reflection), the
+/// health reporter and the names of the gateway services it reports on.
+pub async fn build_routes(
+    config: &Config,
+) -> Result<(Routes, HealthReporter, Vec<String>), ServeError> {
+    let table = Arc::new(RouteTable::from_pool(&proto::DESCRIPTOR_POOL)?);
+    let callers = CallerRegistry::new(&config.callers);
+    if callers.is_open() {
+        tracing::warn!("no callers are configured: any client may call gamegate with any app");
+    }
+    let platforms = PlatformRegistry::from_config(config, &UpstreamHttp::new(), &MemoryStore)?;
+    let gateway = GrpcGateway::new(table.clone(), callers, Core::new(platforms));
+
+    let mut builder = Routes::builder();
+    let health = api::health::add_services(&mut builder, table.services()).await?;
+    let mut router = builder.routes().into_axum_router();
+    for service in table.services() {
+        router = router.route_service(&format!("/{service}/{{*rpc}}"), gateway.clone());
+    }
+    Ok((Routes::from(router), health, table.services().to_vec()))
+}
+
+/// Serves on `listener` until `shutdown` resolves, then drains in-flight calls
+/// for at most the configured grace period.
+pub async fn serve(
+    config: &Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let (routes, health, services) = build_routes(config).await?;
+    let grace = config.shutdown_grace();
+    let (draining_tx, draining_rx) = oneshot::channel::<()>();
+    let announce = async move {
+        shutdown.await;
+        tracing::info!("shutting down: no new calls, draining in-flight ones");
+        // Tell meshes first, so that they stop routing here.
+        api::health::announce_not_serving(&health, &services).await;
+        let _ = draining_tx.send(());
+    };
+    let server = tonic::transport::Server::builder()
+        .concurrency_limit_per_connection(config.max_concurrent_calls_per_connection)
+        .load_shed(true)
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(net::accepted(listener), announce);
+    tokio::pin!(server);
+    tokio::select! {
+        result = &mut server => return result.map_err(ServeError::from),
+        _ = draining_rx => {}
+    }
+    match tokio::time::timeout(grace, &mut server).await {
+        Ok(result) => result.map_err(ServeError::from),
+        Err(_) => {
+            tracing::warn!(
+                grace_ms = grace.as_millis() as u64,
+                "grace period over; dropping unfinished calls"
+            );
+            Ok(())
+        }
+    }
+}
+
+/// A gamegate running in a background task (tests, the embedded default).
+pub struct RunningGateway {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), ServeError>>,
+}
+
+impl RunningGateway {
+    /// Binds `config.listen` (port 0 picks a free one) and serves in the background.
+    pub async fn spawn(config: Config) -> Result<RunningGateway, ServeError> {
+        let listen_error = |source| ServeError::Listen {
+            addr: config.listen,
+            source,
+        };
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(listen_error)?;
+        let addr = listener.local_addr().map_err(listen_error)?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            serve(&config, listener, async {
+                let _ = stopped.await;
+            })
+            .await
+        });
+        Ok(RunningGateway {
+            addr,
+            stop: Some(stop),
+            task,
+        })
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting calls, drains, and waits for the server to end.
+    pub async fn shutdown(mut self) -> Result<(), ServeError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match (&mut self.task).await {
+            Ok(result) => result,
+            Err(join) => panic!("gamegate server task failed: {join}"),
+        }
+    }
+}

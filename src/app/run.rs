@@ -1,0 +1,61 @@
+//! The commands of the binary, as functions: `serve` with a configuration file
+//! or, in builds with the sandbox, wired to an embedded one; `check-config`.
+
+use std::{net::SocketAddr, path::Path};
+
+use tokio::net::TcpListener;
+
+use super::signal;
+use crate::config::Config;
+
+/// Serves until SIGINT/SIGTERM: with `config_path`, against the configured
+/// platforms; without one, against the embedded sandbox (builds with the
+/// `sandbox` feature only).
+pub async fn run(config_path: Option<&Path>, listen: Option<SocketAddr>) -> Result<(), String> {
+    #[cfg(feature = "sandbox")]
+    let mut embedded = None;
+    let mut config = match config_path {
+        Some(path) => Config::load(Some(path)).map_err(|e| e.to_string())?,
+        #[cfg(feature = "sandbox")]
+        None => {
+            let (sandbox, config) = super::embedded::start().await?;
+            embedded = Some(sandbox);
+            config
+        }
+        #[cfg(not(feature = "sandbox"))]
+        None => {
+            return Err(
+                "this build has no embedded sandbox: run it with --config <file>".to_string(),
+            );
+        }
+    };
+    if let Some(listen) = listen {
+        config.listen = listen;
+    }
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    #[cfg(feature = "sandbox")]
+    match &embedded {
+        Some(sandbox) => super::embedded::print_banner(addr, &sandbox.base_url()),
+        None => tracing::info!(%addr, "gamegate is serving"),
+    }
+    #[cfg(not(feature = "sandbox"))]
+    tracing::info!(%addr, "gamegate is serving");
+    super::serve(&config, listener, signal::shutdown())
+        .await
+        .map_err(|e| e.to_string())?;
+    #[cfg(feature = "sandbox")]
+    if let Some(sandbox) = embedded {
+        sandbox.shutdown().await;
+    }
+    Ok(())
+}
+
+/// Reads and validates a configuration file.
+pub fn check_config(path: &Path) -> Result<(), String> {
+    Config::load(Some(path))
+        .map(|_| println!("{}: ok", path.display()))
+        .map_err(|e| e.to_string())
+}

@@ -1,0 +1,175 @@
+//! The one generic path every gateway RPC takes, whatever protocol brought it:
+//! validate and map the request by its declared route, check the caller may use
+//! the app it names, call the platform within `min(caller deadline, platform
+//! budget)` (fanning a long list out), fall back to the last good answer when
+//! the platform's is degraded, and decode the answer into the RPC's output type.
+//!
+//! Protocol adapters (`api/`) authenticate the caller and read its deadline
+//! from their own headers, then call [`Core::execute`]; everything after that
+//! is written once, here.
+
+mod degraded;
+mod fan_out;
+
+use std::time::Duration;
+
+use prost_reflect::DynamicMessage;
+use tokio::time::Instant;
+
+use self::degraded::LastGoodAnswers;
+use crate::{
+    auth::RegisteredCaller,
+    errors::GatewayError,
+    plan::{self, Route},
+    platform::PlatformRegistry,
+};
+
+/// When a call must be answered: the caller's own timeout, counted from the
+/// moment the call arrived.
+#[derive(Debug, Clone, Copy)]
+pub struct CallDeadline {
+    pub received_at: Instant,
+    /// `None`: the caller set none; the platform's budget alone bounds the call.
+    pub caller_timeout: Option<Duration>,
+}
+
+impl CallDeadline {
+    /// How long the call may take against a platform answering within `budget`.
+    /// A little is kept back from the caller's own timeout, so that the caller
+    /// receives gamegate's DEADLINE_EXCEEDED with its details rather than a
+    /// bare cancellation.
+    pub fn effective(&self, budget: Duration) -> Duration {
+        match self.caller_timeout {
+            Some(timeout) => budget.min(timeout.saturating_sub(deadline_margin(timeout))),
+            None => budget,
+        }
+    }
+}
+
+/// A twentieth of the caller's timeout, at most 20 ms.
+fn deadline_margin(timeout: Duration) -> Duration {
+    (timeout / 20).min(Duration::from_millis(20))
+}
+
+pub struct Core {
+    platforms: PlatformRegistry,
+    last_good_answers: LastGoodAnswers,
+}
+
+impl Core {
+    pub fn new(platforms: PlatformRegistry) -> Self {
+        Core {
+            platforms,
+            last_good_answers: LastGoodAnswers::default(),
+        }
+    }
+
+    /// Serves one call of `route` by `caller` (`None`: callers are not
+    /// configured), within `deadline`.
+    pub async fn execute(
+        &self,
+        route: &Route,
+        caller: Option<&RegisteredCaller>,
+        message: &DynamicMessage,
+        deadline: CallDeadline,
+    ) -> Result<DynamicMessage, GatewayError> {
+        let request = plan::build_request(route, message)?;
+        if let Some(caller) = caller.filter(|c| !c.may_use(&request.app_id)) {
+            return Err(GatewayError::AppNotAllowed {
+                caller: caller.name.clone(),
+                app_id: request.app_id.clone(),
+            });
+        }
+        let platform = self.platforms.get(route.platform)?;
+        let effective = deadline.effective(platform.budget());
+        let until = deadline.received_at + effective;
+        let answer =
+            tokio::time::timeout_at(until, fan_out::call(platform, route, &request, until))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(GatewayError::Timeout {
+                        platform: route.platform,
+                        endpoint: route.path.clone(),
+                        budget: effective,
+                    })
+                })
+                .map_err(|error| match error {
+                    // Whichever timer fired, the call had `effective` in all.
+                    GatewayError::Timeout {
+                        platform, endpoint, ..
+                    } => GatewayError::Timeout {
+                        platform,
+                        endpoint,
+                        budget: effective,
+                    },
+                    other => other,
+                })?;
+        let (answer, served_from_cache) = self.last_good_answers.serve(route, &request, answer);
+        let mut message = plan::decode_response(&route.response, &answer).map_err(|detail| {
+            GatewayError::Malformed {
+                platform: route.platform,
+                endpoint: route.path.clone(),
+                detail,
+            }
+        })?;
+        if let (true, Some(field)) = (served_from_cache, &route.served_from_cache) {
+            message.set_field(field, prost_reflect::Value::Bool(true));
+        }
+        Ok(message)
+    }
+}
+
+/// Records the outcome of one call, whatever protocol carried it and whether
+/// it reached [`Core::execute`] (an unauthenticated call does not).
+pub fn record(route: &Route, received_at: Instant, outcome: &Result<DynamicMessage, GatewayError>) {
+    match outcome {
+        Ok(_) => tracing::debug!(
+            rpc = %route.grpc_path,
+            elapsed_us = received_at.elapsed().as_micros() as u64,
+            "rpc answered"
+        ),
+        Err(error) => {
+            let reason = error.reason().info_reason();
+            match error {
+                GatewayError::InvalidRequest { .. } => {
+                    tracing::debug!(rpc = %route.grpc_path, reason, %error, "rpc refused")
+                }
+                _ => tracing::warn!(
+                    rpc = %route.grpc_path,
+                    endpoint = %route.path,
+                    reason,
+                    %error,
+                    "rpc failed"
+                ),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_effective_deadline_keeps_a_margin_of_the_callers_and_never_exceeds_the_budget() {
+        let at = |caller_timeout| CallDeadline {
+            received_at: Instant::now(),
+            caller_timeout,
+        };
+        let budget = Duration::from_millis(3100);
+        assert_eq!(at(None).effective(budget), budget);
+        assert_eq!(
+            at(Some(Duration::from_millis(300))).effective(budget),
+            Duration::from_millis(285)
+        );
+        assert_eq!(
+            at(Some(Duration::from_secs(10))).effective(budget),
+            budget,
+            "the platform's budget bounds a generous caller"
+        );
+        assert_eq!(
+            at(Some(Duration::from_secs(1))).effective(budget),
+            Duration::from_millis(980)
+        );
+    }
+}

@@ -1,0 +1,149 @@
+//! One row per [`ErrorReason`]: the gRPC code it is reported with, whether a
+//! read that failed with it may be sent again by gamegate, the `RetryInfo` delay
+//! the caller is told, and the extra detail it carries. `to_status`, the retry
+//! policy and the tests all read this table; nothing else decides these.
+//!
+//! The one rule outside the table: a request gamegate refuses itself, before
+//! any upstream call, is a bad request ([`LOCAL_VIOLATION`]) whatever limit it
+//! broke. The same reason reported by the platform can mean more: 128 pairs in
+//! one call is a malformed request, the platform's 87018 (the user's stored
+//! pairs are over its limit) is a full quota.
+
+use std::time::Duration;
+
+use tonic::Code;
+
+use crate::proto::ErrorReason;
+
+/// The extra standard detail of a status, besides ErrorInfo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detail {
+    None,
+    /// `BadRequest` naming this field with the platform's message (the
+    /// platform does not say which field it refused).
+    BadRequest {
+        field: &'static str,
+    },
+    /// `QuotaFailure` naming the platform and endpoint whose quota is full.
+    QuotaFailure,
+}
+
+/// How one reason is reported and handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Disposition {
+    pub code: Code,
+    /// A read that failed with this reason may be sent again at once by
+    /// gamegate (the failure is transient and says nothing about the request).
+    pub transient: bool,
+    /// The `RetryInfo` delay told to the caller; `None`: no `RetryInfo`, the
+    /// same call will not succeed by waiting.
+    pub retry_after: Option<Duration>,
+    pub detail: Detail,
+}
+
+const fn plain(code: Code) -> Disposition {
+    Disposition {
+        code,
+        transient: false,
+        retry_after: None,
+        detail: Detail::None,
+    }
+}
+
+const fn bad_request(field: &'static str) -> Disposition {
+    Disposition {
+        detail: Detail::BadRequest { field },
+        ..plain(Code::InvalidArgument)
+    }
+}
+
+/// Unavailable for now; the caller may retry after `delay`, and gamegate
+/// itself may retry a read at once when `transient`.
+const fn unavailable(delay: Duration, transient: bool) -> Disposition {
+    Disposition {
+        transient,
+        retry_after: Some(delay),
+        ..plain(Code::Unavailable)
+    }
+}
+
+const fn quota(retry_after: Option<Duration>) -> Disposition {
+    Disposition {
+        retry_after,
+        detail: Detail::QuotaFailure,
+        ..plain(Code::ResourceExhausted)
+    }
+}
+
+const ONE_SECOND: Duration = Duration::from_secs(1);
+/// A connection that failed is usually replaced at once.
+const RECONNECT: Duration = Duration::from_millis(500);
+
+/// What every request gamegate refuses itself is: INVALID_ARGUMENT, with a
+/// `BadRequest` that lists each violation it found.
+pub const LOCAL_VIOLATION: Disposition = plain(Code::InvalidArgument);
+
+/// The row of `reason`.
+pub const fn of_reason(reason: ErrorReason) -> Disposition {
+    use ErrorReason as R;
+    match reason {
+        // The request as sent breaks a documented format or limit.
+        R::FieldRequired | R::FieldInvalid | R::MsdkClientError => plain(Code::InvalidArgument),
+        R::KvTooLong | R::KeyTooLong | R::KvListInvalid | R::InteractiveKeyInvalid => {
+            bad_request("kv_list")
+        }
+        R::AppidInvalid => bad_request("app_id"),
+        R::OpenidInvalid => bad_request("user.openid"),
+        R::OpenkeyInvalidLength => bad_request("user.openkey"),
+        R::PfUnsupported => bad_request("user.pf"),
+
+        // The end user's credential: the player logs in again; no retry.
+        R::SessionKeyInvalid
+        | R::OpenkeyInvalid
+        | R::AuthenticationFailed
+        | R::UserReauthRequired
+        | R::UserTokenInvalid => plain(Code::Unauthenticated),
+
+        // The calling game server.
+        R::CallerUnauthenticated => plain(Code::Unauthenticated),
+        R::AppUnknown | R::AppNotAllowed | R::GuestNotAllowed => plain(Code::PermissionDenied),
+
+        // The app's configuration or permissions, in gamegate or at the platform.
+        R::PlatformNotConfigured
+        | R::AppCredentialMissing
+        | R::MsdkNoPermission
+        | R::DawankaNoBonusLeft => plain(Code::FailedPrecondition),
+
+        R::MsdkEmptyResult => plain(Code::NotFound),
+
+        // Quotas: full until something changes, or rate limits that pass.
+        R::StorageFull | R::TooManyKvPairs => quota(None),
+        R::UpstreamRateLimited => quota(Some(ONE_SECOND)),
+
+        // Passing trouble at the platform or on the way to it.
+        R::UpstreamBusy | R::MsdkServerError | R::UpstreamHttpError => {
+            unavailable(ONE_SECOND, true)
+        }
+        R::UpstreamUnreachable => unavailable(RECONNECT, true),
+        R::GatewayUnavailable => unavailable(ONE_SECOND, false),
+        // The platform refused the app's token after gamegate already refreshed
+        // it once: a later call normally gets a fresh one.
+        R::AccessTokenInvalid => unavailable(ONE_SECOND, false),
+
+        R::UpstreamTimeout => plain(Code::DeadlineExceeded),
+
+        // gamegate's own credentials, signatures or requests were refused, or
+        // the platform's answer cannot be read: a problem for an operator.
+        R::GatewayCredentialsRejected
+        | R::SignatureRejected
+        | R::AuthParamInvalid
+        | R::AuthParamMissing
+        | R::MsdkRequestRejected
+        | R::UpstreamHttpRefused
+        | R::UpstreamMalformedResponse => plain(Code::Internal),
+
+        R::QqPlatformError | R::WechatPlatformError | R::UpstreamUnknownCode | R::Unspecified => {
+            plain(Code::Unknown)
+        }
+    }
+}

@@ -1,0 +1,258 @@
+//! Errors of the gateway path and their one mapping to gRPC statuses with
+//! standard error details (`ERRORS.md`): every status carries
+//! `google.rpc.ErrorInfo`, plus `BadRequest`, `RetryInfo` or `QuotaFailure` where
+//! they apply. Upstream codes become [`ErrorReason`]s through one table per
+//! platform (next to each platform's client); a reason decides the gRPC code,
+//! the extra detail and whether a read may be retried, in one table
+//! ([`disposition`]).
+
+mod code_table;
+pub mod disposition;
+
+use std::{collections::HashMap, time::Duration};
+
+use thiserror::Error;
+use tonic::Status;
+use tonic_types::{ErrorDetails, StatusExt};
+
+pub use self::{
+    code_table::{CodeRow, classify, lookup, range, row},
+    disposition::{Detail, Disposition},
+};
+use crate::{
+    proto::{ErrorReason, Platform},
+    upstream,
+};
+
+/// The ErrorInfo domain of errors found by gamegate itself.
+pub const GATEWAY_DOMAIN: &str = "gamegate";
+
+/// The ErrorInfo domain of a platform: its production host.
+pub fn platform_domain(platform: Platform) -> &'static str {
+    match platform {
+        Platform::QqMinigame => "api.q.qq.com",
+        Platform::QqOpenapi => "openapi.minigame.qq.com",
+        Platform::Msdk => "msdk.qq.com",
+        Platform::Unspecified => GATEWAY_DOMAIN,
+    }
+}
+
+/// A short name of a platform, for logs and messages.
+pub fn platform_name(platform: Platform) -> &'static str {
+    match platform {
+        Platform::QqMinigame => "qq_minigame",
+        Platform::QqOpenapi => "qq_openapi",
+        Platform::Msdk => "msdk",
+        Platform::Unspecified => "unspecified",
+    }
+}
+
+/// One broken limit of the request, found before any upstream call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// The field path in proto names, e.g. `kv_list[2].key`.
+    pub field: String,
+    pub description: String,
+    pub reason: ErrorReason,
+}
+
+/// What the platform answered when it refused a call.
+#[derive(Debug, Clone)]
+pub struct UpstreamError {
+    pub platform: Platform,
+    /// The upstream path.
+    pub endpoint: String,
+    pub code: i64,
+    pub message: String,
+    pub reason: ErrorReason,
+    /// What the platform adds (MSDK `err_type`, `plat_code`, ...).
+    pub metadata: Vec<(&'static str, String)>,
+}
+
+/// Everything that can go wrong on the gateway path. Cloneable, so that one
+/// failed token fetch can be handed to every call that waited for it.
+#[derive(Debug, Clone, Error)]
+pub enum GatewayError {
+    #[error("the request breaks a documented limit: {}", first_description(.violations))]
+    InvalidRequest { violations: Vec<Violation> },
+    #[error("no {platform} app with id {app_id} is configured in gamegate")]
+    AppUnknown {
+        platform: &'static str,
+        app_id: String,
+    },
+    #[error("the call carries no valid caller token")]
+    CallerUnauthenticated,
+    #[error("caller {caller} may not use app {app_id}")]
+    AppNotAllowed { caller: String, app_id: String },
+    #[error("app {app_id} has no {credential} configured in gamegate")]
+    AppCredentialMissing { app_id: String, credential: String },
+    #[error("platform {0} is not configured in gamegate")]
+    PlatformNotConfigured(&'static str),
+    #[error("{} did not answer {endpoint} within {} ms", platform_name(*.platform), .budget.as_millis())]
+    Timeout {
+        platform: Platform,
+        endpoint: String,
+        budget: Duration,
+    },
+    #[error("{endpoint} could not be reached")]
+    Unreachable {
+        platform: Platform,
+        endpoint: String,
+        // Never holds the URL: upstream URLs carry access tokens and openkeys.
+        #[source]
+        source: upstream::Error,
+    },
+    #[error("{endpoint} answered http status {status}")]
+    HttpStatus {
+        platform: Platform,
+        endpoint: String,
+        status: u16,
+    },
+    #[error("{endpoint} answered something that is not its documented json ({detail})")]
+    Malformed {
+        platform: Platform,
+        endpoint: String,
+        detail: String,
+    },
+    #[error("{} answered code {} on {}: {}", platform_name(.0.platform), .0.code, .0.endpoint, .0.message)]
+    Upstream(UpstreamError),
+    /// A shared fetch (an app's access token) ended without a result.
+    #[error("the {platform} access token fetch ended without a result: {cause}")]
+    FetchAborted {
+        platform: &'static str,
+        cause: &'static str,
+    },
+}
+
+fn first_description(violations: &[Violation]) -> String {
+    violations
+        .first()
+        .map(|v| format!("{}: {}", v.field, v.description))
+        .unwrap_or_default()
+}
+
+impl GatewayError {
+    /// The reason reported in ErrorInfo.
+    pub fn reason(&self) -> ErrorReason {
+        match self {
+            GatewayError::InvalidRequest { violations } => violations
+                .first()
+                .map(|v| v.reason)
+                .unwrap_or(ErrorReason::FieldInvalid),
+            GatewayError::AppUnknown { .. } => ErrorReason::AppUnknown,
+            GatewayError::CallerUnauthenticated => ErrorReason::CallerUnauthenticated,
+            GatewayError::AppCredentialMissing { .. } => ErrorReason::AppCredentialMissing,
+            GatewayError::AppNotAllowed { .. } => ErrorReason::AppNotAllowed,
+            GatewayError::PlatformNotConfigured(_) => ErrorReason::PlatformNotConfigured,
+            GatewayError::Timeout { .. } => ErrorReason::UpstreamTimeout,
+            GatewayError::Unreachable { .. } => ErrorReason::UpstreamUnreachable,
+            GatewayError::HttpStatus { status, .. } if *status >= 500 => {
+                ErrorReason::UpstreamHttpError
+            }
+            GatewayError::HttpStatus { .. } => ErrorReason::UpstreamHttpRefused,
+            GatewayError::Malformed { .. } => ErrorReason::UpstreamMalformedResponse,
+            GatewayError::Upstream(upstream) => upstream.reason,
+            GatewayError::FetchAborted { .. } => ErrorReason::GatewayUnavailable,
+        }
+    }
+
+    /// How this error is reported and whether a read may be retried: the
+    /// reason's row of the table, except that a request gamegate refused
+    /// itself is always a bad request, whatever limit it broke.
+    pub fn disposition(&self) -> Disposition {
+        match self {
+            GatewayError::InvalidRequest { .. } => disposition::LOCAL_VIOLATION,
+            _ => disposition::of_reason(self.reason()),
+        }
+    }
+
+    /// Whether a retry of the same call may succeed (for idempotent routes).
+    pub fn is_transient(&self) -> bool {
+        self.disposition().transient
+    }
+
+    /// The status returned to the caller: code, one English sentence, details.
+    pub fn to_status(&self) -> Status {
+        let reason = self.reason();
+        let disposition = self.disposition();
+        let mut metadata: HashMap<String, String> = HashMap::new();
+        let mut details = ErrorDetails::new();
+        let mut domain = GATEWAY_DOMAIN;
+        let mut put = |key: &str, value: String| {
+            metadata.insert(key.to_string(), value);
+        };
+        match self {
+            GatewayError::InvalidRequest { violations } => {
+                for violation in violations {
+                    details.add_bad_request_violation(&violation.field, &violation.description);
+                }
+            }
+            GatewayError::AppUnknown { app_id, platform } => {
+                put("app_id", app_id.clone());
+                put("platform", (*platform).into());
+            }
+            GatewayError::CallerUnauthenticated => {}
+            GatewayError::AppCredentialMissing { app_id, credential } => {
+                put("app_id", app_id.clone());
+                put("credential", credential.clone());
+            }
+            GatewayError::AppNotAllowed { caller, app_id } => {
+                put("caller", caller.clone());
+                put("app_id", app_id.clone());
+            }
+            GatewayError::PlatformNotConfigured(platform)
+            | GatewayError::FetchAborted { platform, .. } => {
+                put("platform", (*platform).into());
+            }
+            GatewayError::Timeout {
+                endpoint, budget, ..
+            } => {
+                put("endpoint", endpoint.clone());
+                put("budget_ms", budget.as_millis().to_string());
+            }
+            GatewayError::Unreachable { endpoint, .. }
+            | GatewayError::Malformed { endpoint, .. } => {
+                put("endpoint", endpoint.clone());
+            }
+            GatewayError::HttpStatus {
+                endpoint, status, ..
+            } => {
+                put("endpoint", endpoint.clone());
+                put("http_status", status.to_string());
+            }
+            GatewayError::Upstream(upstream) => {
+                put("upstream_code", upstream.code.to_string());
+                put("upstream_message", upstream.message.clone());
+                put("endpoint", upstream.endpoint.clone());
+                for (key, value) in &upstream.metadata {
+                    put(key, value.clone());
+                }
+                match disposition.detail {
+                    Detail::None => {}
+                    Detail::BadRequest { field } => {
+                        details.add_bad_request_violation(field, upstream.message.clone());
+                    }
+                    Detail::QuotaFailure => {
+                        details.add_quota_failure_violation(
+                            format!(
+                                "{}:{}",
+                                platform_domain(upstream.platform),
+                                upstream.endpoint
+                            ),
+                            upstream.message.clone(),
+                        );
+                    }
+                }
+                domain = platform_domain(upstream.platform);
+            }
+        }
+        if disposition.retry_after.is_some() {
+            details.set_retry_info(disposition.retry_after);
+        }
+        details.set_error_info(reason.info_reason(), domain, metadata);
+        Status::with_error_details(disposition.code, self.to_string(), details)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,244 @@
+//! The disposition table over every `ErrorReason` the proto declares, and
+//! `to_status` reading it for every kind of error.
+
+use std::{io, time::Duration};
+
+use tonic::Code;
+use tonic_types::StatusExt;
+
+use super::*;
+use crate::proto::DESCRIPTOR_POOL;
+
+/// Every value of `gamegate.v1.ErrorReason`, read from the descriptor (so that a
+/// value added to the proto is covered without touching this test).
+fn every_reason() -> Vec<ErrorReason> {
+    let descriptor = DESCRIPTOR_POOL
+        .get_enum_by_name("gamegate.v1.ErrorReason")
+        .expect("common.proto declares ErrorReason");
+    let reasons: Vec<ErrorReason> = descriptor
+        .values()
+        .map(|value| {
+            ErrorReason::try_from(value.number())
+                .unwrap_or_else(|_| panic!("{} is not in the generated enum", value.name()))
+        })
+        .collect();
+    assert!(reasons.len() > 40, "{} reasons", reasons.len());
+    reasons
+}
+
+fn upstream_error(reason: ErrorReason) -> GatewayError {
+    GatewayError::Upstream(UpstreamError {
+        platform: Platform::Msdk,
+        endpoint: "/relation/qqfriends_detail".into(),
+        code: -1,
+        message: "what the platform said".into(),
+        reason,
+        metadata: vec![("err_type", "1".into())],
+    })
+}
+
+/// The standard details a status carries, as a caller decodes them.
+struct Decoded {
+    code: Code,
+    reason: String,
+    domain: String,
+    retry_after: Option<Duration>,
+    bad_request_fields: Vec<String>,
+    quota_failures: usize,
+}
+
+fn decode(status: &Status) -> Decoded {
+    let details = status.get_error_details();
+    let info = details
+        .error_info()
+        .unwrap_or_else(|| panic!("no ErrorInfo: {status:?}"));
+    Decoded {
+        code: status.code(),
+        reason: info.reason.clone(),
+        domain: info.domain.clone(),
+        retry_after: details.retry_info().and_then(|r| r.retry_delay),
+        bad_request_fields: details
+            .bad_request()
+            .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
+            .unwrap_or_default(),
+        quota_failures: details.quota_failure().map_or(0, |q| q.violations.len()),
+    }
+}
+
+#[test]
+fn every_reason_has_one_coherent_disposition() {
+    for reason in every_reason() {
+        let row = disposition::of_reason(reason);
+        let name = reason.info_reason();
+        if row.transient {
+            assert_eq!(
+                row.code,
+                Code::Unavailable,
+                "{name}: transient is unavailable"
+            );
+            assert!(row.retry_after.is_some(), "{name}: transient tells when");
+        }
+        if row.retry_after.is_some() {
+            assert!(
+                matches!(row.code, Code::Unavailable | Code::ResourceExhausted),
+                "{name}: RetryInfo only where waiting helps, not on {:?}",
+                row.code
+            );
+        }
+        assert_eq!(
+            row.detail == Detail::QuotaFailure,
+            row.code == Code::ResourceExhausted,
+            "{name}: QuotaFailure goes with RESOURCE_EXHAUSTED"
+        );
+        if let Detail::BadRequest { field } = row.detail {
+            assert_eq!(row.code, Code::InvalidArgument, "{name}");
+            assert!(!field.is_empty(), "{name}");
+        }
+        assert_ne!(row.code, Code::Ok, "{name}");
+    }
+}
+
+#[test]
+fn a_platform_answer_is_reported_as_its_reasons_row_says() {
+    for reason in every_reason() {
+        let error = upstream_error(reason);
+        let row = disposition::of_reason(reason);
+        let status = error.to_status();
+        let decoded = decode(&status);
+        let name = reason.info_reason();
+        assert_eq!(decoded.code, row.code, "{name}");
+        assert_eq!(decoded.reason, name);
+        assert_eq!(decoded.domain, "msdk.qq.com", "{name}");
+        assert_eq!(decoded.retry_after, row.retry_after, "{name}");
+        assert_eq!(error.is_transient(), row.transient, "{name}");
+        match row.detail {
+            Detail::None => {
+                assert!(decoded.bad_request_fields.is_empty(), "{name}");
+                assert_eq!(decoded.quota_failures, 0, "{name}");
+            }
+            Detail::BadRequest { field } => {
+                assert_eq!(
+                    decoded.bad_request_fields,
+                    vec![field.to_string()],
+                    "{name}"
+                )
+            }
+            Detail::QuotaFailure => assert_eq!(decoded.quota_failures, 1, "{name}"),
+        }
+    }
+}
+
+/// One error of every kind gamegate finds itself.
+fn gateway_errors() -> Vec<GatewayError> {
+    let transport = upstream::Error::new(
+        upstream::ErrorKind::Connect(std::sync::Arc::new(io::Error::from(
+            io::ErrorKind::ConnectionRefused,
+        ))),
+        upstream::Progress::default(),
+    );
+    let endpoint = || "/api/openDataContext/set_user_storage".to_string();
+    vec![
+        GatewayError::InvalidRequest {
+            violations: vec![Violation {
+                field: "kv_list".into(),
+                description: "holds 129 items; at most 128 are allowed".into(),
+                reason: ErrorReason::TooManyKvPairs,
+            }],
+        },
+        GatewayError::AppUnknown {
+            platform: "qq_minigame",
+            app_id: "999".into(),
+        },
+        GatewayError::CallerUnauthenticated,
+        GatewayError::AppNotAllowed {
+            caller: "lobby".into(),
+            app_id: "999".into(),
+        },
+        GatewayError::AppCredentialMissing {
+            app_id: "100703379".into(),
+            credential: "appkey".into(),
+        },
+        GatewayError::PlatformNotConfigured("msdk"),
+        GatewayError::Timeout {
+            platform: Platform::QqMinigame,
+            endpoint: endpoint(),
+            budget: Duration::from_millis(300),
+        },
+        GatewayError::Unreachable {
+            platform: Platform::QqMinigame,
+            endpoint: endpoint(),
+            source: transport,
+        },
+        GatewayError::HttpStatus {
+            platform: Platform::QqMinigame,
+            endpoint: endpoint(),
+            status: 503,
+        },
+        GatewayError::HttpStatus {
+            platform: Platform::QqMinigame,
+            endpoint: endpoint(),
+            status: 404,
+        },
+        GatewayError::Malformed {
+            platform: Platform::QqMinigame,
+            endpoint: endpoint(),
+            detail: "the answer is not json".into(),
+        },
+        GatewayError::FetchAborted {
+            platform: "qq_minigame",
+            cause: "the runtime is shutting down",
+        },
+    ]
+}
+
+#[test]
+fn errors_found_by_gamegate_read_the_same_table() {
+    for error in gateway_errors() {
+        let row = error.disposition();
+        let status = error.to_status();
+        let decoded = decode(&status);
+        assert_eq!(decoded.code, row.code, "{error}");
+        assert_eq!(decoded.reason, error.reason().info_reason(), "{error}");
+        assert_eq!(decoded.domain, GATEWAY_DOMAIN, "{error}");
+        assert_eq!(decoded.retry_after, row.retry_after, "{error}");
+        if !matches!(error, GatewayError::InvalidRequest { .. }) {
+            assert_eq!(row, disposition::of_reason(error.reason()), "{error}");
+        }
+    }
+}
+
+#[test]
+fn a_request_refused_locally_is_a_bad_request_whatever_its_reason() {
+    let error = &gateway_errors()[0];
+    let decoded = decode(&error.to_status());
+    assert_eq!(decoded.code, Code::InvalidArgument);
+    assert_eq!(decoded.reason, "TOO_MANY_KV_PAIRS");
+    assert_eq!(decoded.bad_request_fields, vec!["kv_list"]);
+    assert_eq!(decoded.quota_failures, 0);
+    // The platform's 87018 (stored pairs over the limit) is a full quota.
+    let decoded = decode(&upstream_error(ErrorReason::TooManyKvPairs).to_status());
+    assert_eq!(decoded.code, Code::ResourceExhausted);
+}
+
+#[test]
+fn what_errors_md_prescribes_for_the_retry_cases() {
+    use ErrorReason as R;
+    let row = disposition::of_reason;
+    assert_eq!(
+        row(R::UpstreamBusy).retry_after,
+        Some(Duration::from_secs(1))
+    );
+    assert!(row(R::UpstreamBusy).transient);
+    assert_eq!(
+        row(R::UpstreamUnreachable).retry_after,
+        Some(Duration::from_millis(500))
+    );
+    assert!(row(R::UpstreamHttpError).transient);
+    assert!(!row(R::UpstreamHttpRefused).transient);
+    assert_eq!(row(R::UpstreamHttpRefused).code, Code::Internal);
+    // gamegate never retries what a later token or the rate limit decides.
+    assert!(!row(R::AccessTokenInvalid).transient);
+    assert!(!row(R::UpstreamRateLimited).transient);
+    assert_eq!(row(R::UpstreamTimeout).code, Code::DeadlineExceeded);
+    assert_eq!(row(R::UpstreamTimeout).retry_after, None);
+}

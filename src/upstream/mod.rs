@@ -1,0 +1,355 @@
+//! The one HTTP client every platform sends through: HTTP/1.1 over pooled
+//! keep-alive connections (TLS for https bases), a deadline on every call, and
+//! errors that never carry the URL (upstream URLs hold access tokens, secrets
+//! and openkeys).
+//!
+//! Why not reqwest or hyper-util's pooled client (what gamegate used before):
+//! the benchmark (`bench/FINDINGS.md`) measured about 30 KiB of state per
+//! upstream connection in hyper's client (a dispatch channel block of 9 KiB,
+//! 8 KiB write and 8-16 KiB read buffers, a task per connection) and two URL
+//! re-parses per call in reqwest (14 % of a storage call). A platform call is one
+//! small request and one answer on a connection of its own, so here the calling
+//! task drives its connection itself: no task or channel per connection, read
+//! buffers sized to the answer and released while the connection is idle. Heads
+//! and chunk sizes are parsed by `httparse` (hyper's parser), TLS is rustls.
+
+mod base_url;
+mod connection;
+mod error;
+
+use std::{
+    collections::VecDeque,
+    sync::{Arc, Mutex, OnceLock},
+    time::Duration,
+};
+
+use bytes::{Bytes, BytesMut};
+use http::HeaderMap;
+use tokio::{net::TcpStream, time::Instant};
+use tokio_rustls::{
+    TlsConnector,
+    rustls::{self, pki_types::ServerName},
+};
+
+use self::connection::{Answer, Connection, Stream};
+pub use self::{
+    base_url::{BaseUrl, InvalidBaseUrl},
+    error::{Error, ErrorKind, Progress},
+};
+
+/// The HTTP method of an upstream interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+        }
+    }
+}
+
+const USER_AGENT: &str = concat!("gamegate/", env!("CARGO_PKG_VERSION"));
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Below the keep-alive timeouts platforms' front ends commonly use (nginx: 60-75 s),
+/// so that gamegate, not the platform, retires an idle connection.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(50);
+const MAX_IDLE_PER_BASE: usize = 256;
+/// First read buffer of an exchange; an answer head plus a small JSON body fit.
+const FIRST_READ: usize = 2048;
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+const MAX_HEADERS: usize = 64;
+const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// A body to send and its content type.
+pub struct OutgoingBody {
+    pub bytes: Bytes,
+    pub content_type: &'static str,
+}
+
+/// A 2xx answer: its headers and body.
+pub struct UpstreamAnswer {
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// The HTTP client: what every upstream shares (the TLS configuration, built
+/// the first time an https base is used).
+#[derive(Clone, Default)]
+pub struct UpstreamHttp {
+    tls: Arc<OnceLock<TlsConnector>>,
+}
+
+impl UpstreamHttp {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A client trusting only `roots` (tests, private platforms).
+    pub fn with_root_certificates(roots: rustls::RootCertStore) -> Self {
+        let http = Self::default();
+        let _ = http.tls.set(tls_connector(roots));
+        http
+    }
+
+    /// The upstream at `base_url`, with its own connection pool.
+    pub fn upstream(&self, base_url: &str) -> Result<Upstream, InvalidBaseUrl> {
+        let base = BaseUrl::parse(base_url)?;
+        let tls = if base.tls {
+            let connector = self
+                .tls
+                .get_or_init(|| {
+                    let mut roots = rustls::RootCertStore::empty();
+                    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+                    tls_connector(roots)
+                })
+                .clone();
+            let name = ServerName::try_from(base.host.clone()).map_err(|_| InvalidBaseUrl {
+                url: base_url.to_string(),
+                problem: "the host is not a valid tls server name",
+            })?;
+            Some((connector, name))
+        } else {
+            None
+        };
+        Ok(Upstream {
+            inner: Arc::new(UpstreamInner {
+                base,
+                tls,
+                idle: Mutex::new(VecDeque::new()),
+            }),
+        })
+    }
+}
+
+fn tls_connector(roots: rustls::RootCertStore) -> TlsConnector {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    TlsConnector::from(Arc::new(config))
+}
+
+/// One call to send: everything but the platform's base URL.
+pub struct UpstreamCall<'a> {
+    pub method: Method,
+    /// Path and query after the base URL's prefix, already percent-encoded.
+    pub target: &'a str,
+    pub body: Option<OutgoingBody>,
+    pub headers: &'a [(&'a str, &'a str)],
+    /// A read may be sent again when a reused connection turns out closed.
+    pub idempotent: bool,
+    pub deadline: Instant,
+}
+
+/// One platform base URL and its pool of idle keep-alive connections.
+#[derive(Clone)]
+pub struct Upstream {
+    inner: Arc<UpstreamInner>,
+}
+
+struct UpstreamInner {
+    base: BaseUrl,
+    tls: Option<(TlsConnector, ServerName<'static>)>,
+    /// Oldest at the front; calls take the most recently used.
+    idle: Mutex<VecDeque<Connection>>,
+}
+
+impl Upstream {
+    /// Sends one request and returns a 2xx answer, within `call.deadline`.
+    pub async fn send(&self, call: UpstreamCall<'_>) -> Result<UpstreamAnswer, Error> {
+        let mut progress = Progress::default();
+        if call.deadline <= Instant::now() {
+            return Err(Error::new(ErrorKind::Timeout, progress));
+        }
+        let request = self
+            .request_bytes(&call)
+            .map_err(|kind| Error::new(kind, progress))?;
+        // The exchange borrows `progress`; once the timer drops the exchange,
+        // what it recorded tells whether the request had been written.
+        let exchanged = tokio::time::timeout_at(
+            call.deadline,
+            self.exchange(&request, call.idempotent, &mut progress),
+        )
+        .await;
+        let answer = match exchanged {
+            Err(_) => return Err(Error::new(ErrorKind::Timeout, progress)),
+            Ok(Err(kind)) => return Err(Error::new(kind, progress)),
+            Ok(Ok(answer)) => answer,
+        };
+        if !(200..300).contains(&answer.status) {
+            return Err(Error::new(ErrorKind::Status(answer.status), progress));
+        }
+        Ok(UpstreamAnswer {
+            headers: answer.headers,
+            body: answer.body,
+        })
+    }
+
+    /// The request head and body, in one buffer (one write, one TLS record).
+    fn request_bytes(&self, call: &UpstreamCall<'_>) -> Result<Vec<u8>, ErrorKind> {
+        // Targets are built from declared paths and percent-encoded values; a
+        // space or control character would let a value rewrite the request.
+        let unsafe_text = |text: &str| text.bytes().any(|b| b < b' ' || b == 0x7f);
+        if !call.target.starts_with('/') || call.target.contains(' ') || unsafe_text(call.target) {
+            return Err(ErrorKind::InvalidRequest("the target is not a path"));
+        }
+        if call
+            .headers
+            .iter()
+            .any(|(name, value)| unsafe_text(name) || unsafe_text(value))
+        {
+            return Err(ErrorKind::InvalidRequest(
+                "a header holds a control character",
+            ));
+        }
+        let base = &self.inner.base;
+        let body_len = call.body.as_ref().map_or(0, |body| body.bytes.len());
+        let mut out = Vec::with_capacity(256 + base.prefix.len() + call.target.len() + body_len);
+        let mut put = |parts: &[&[u8]]| parts.iter().for_each(|part| out.extend_from_slice(part));
+        put(&[
+            call.method.as_str().as_bytes(),
+            b" ",
+            base.prefix.as_bytes(),
+            call.target.as_bytes(),
+            b" HTTP/1.1\r\nhost: ",
+            base.host_header.as_bytes(),
+            b"\r\nuser-agent: ",
+            USER_AGENT.as_bytes(),
+            b"\r\n",
+        ]);
+        for (name, value) in call.headers {
+            put(&[name.as_bytes(), b": ", value.as_bytes(), b"\r\n"]);
+        }
+        match &call.body {
+            Some(body) => {
+                let len = body.bytes.len().to_string();
+                put(&[
+                    b"content-type: ",
+                    body.content_type.as_bytes(),
+                    b"\r\ncontent-length: ",
+                    len.as_bytes(),
+                    b"\r\n\r\n",
+                    &body.bytes,
+                ]);
+            }
+            None if call.method == Method::Post => put(&[b"content-length: 0\r\n\r\n"]),
+            None => put(&[b"\r\n"]),
+        }
+        Ok(out)
+    }
+
+    async fn exchange(
+        &self,
+        request: &[u8],
+        idempotent: bool,
+        progress: &mut Progress,
+    ) -> Result<Answer, ErrorKind> {
+        if let Some(mut connection) = self.checkout() {
+            match connection.round_trip(request, progress).await {
+                Ok(answer) => {
+                    self.checkin(connection, answer.keep_alive);
+                    return Ok(answer);
+                }
+                // The platform closed this connection while it sat idle and the
+                // close crossed our request: a read may go again on a new one.
+                Err(error) if idempotent && closed_before_answering(&error, progress) => {
+                    tracing::debug!(%error, "a reused connection was closed; sending on a new one");
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        let mut connection = self.connect().await?;
+        progress.answer_started = false;
+        let answer = connection.round_trip(request, progress).await?;
+        self.checkin(connection, answer.keep_alive);
+        Ok(answer)
+    }
+
+    fn checkout(&self) -> Option<Connection> {
+        let mut idle = self.inner.idle.lock().unwrap_or_else(|e| e.into_inner());
+        while let Some(mut connection) = idle.pop_back() {
+            if connection.idle_since.elapsed() < IDLE_TIMEOUT && connection.is_open() {
+                return Some(connection);
+            }
+        }
+        None
+    }
+
+    fn checkin(&self, mut connection: Connection, keep_alive: bool) {
+        if !keep_alive {
+            return;
+        }
+        // An idle connection holds no read buffer (what is left was handed
+        // out with the answer's body).
+        if connection.buffer.is_empty() {
+            connection.buffer = BytesMut::new();
+        } else {
+            // Bytes beyond the answer: the connection's framing is lost.
+            return;
+        }
+        connection.idle_since = Instant::now();
+        let mut idle = self.inner.idle.lock().unwrap_or_else(|e| e.into_inner());
+        while idle
+            .front()
+            .is_some_and(|oldest| oldest.idle_since.elapsed() >= IDLE_TIMEOUT)
+        {
+            idle.pop_front();
+        }
+        if idle.len() < MAX_IDLE_PER_BASE {
+            idle.push_back(connection);
+        }
+    }
+
+    async fn connect(&self) -> Result<Connection, ErrorKind> {
+        let base = &self.inner.base;
+        let connecting = TcpStream::connect((base.host.as_str(), base.port));
+        let tcp = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
+            .await
+            .map_err(|_| ErrorKind::ConnectTimeout)?
+            .map_err(ErrorKind::connect)?;
+        // A request is one write; waiting for an ACK before sending it helps nobody.
+        tcp.set_nodelay(true).map_err(ErrorKind::connect)?;
+        let stream = match &self.inner.tls {
+            None => Stream::Plain(tcp),
+            Some((connector, name)) => {
+                let handshake = connector.connect(name.clone(), tcp);
+                let tls = tokio::time::timeout(CONNECT_TIMEOUT, handshake)
+                    .await
+                    .map_err(|_| ErrorKind::ConnectTimeout)?
+                    .map_err(ErrorKind::tls)?;
+                Stream::Tls(Box::new(tls))
+            }
+        };
+        Ok(Connection::new(stream))
+    }
+}
+
+/// What a reused connection the platform had already closed looks like: no
+/// byte of an answer, then the end of the stream or a reset.
+fn closed_before_answering(error: &ErrorKind, progress: &Progress) -> bool {
+    if progress.answer_started {
+        return false;
+    }
+    match error {
+        ErrorKind::ClosedEarly => true,
+        ErrorKind::Io(error) => matches!(
+            error.kind(),
+            std::io::ErrorKind::ConnectionReset
+                | std::io::ErrorKind::BrokenPipe
+                | std::io::ErrorKind::ConnectionAborted
+                | std::io::ErrorKind::UnexpectedEof
+        ),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests;
