@@ -326,6 +326,18 @@ async fn transport_faults_map_to_retryable_or_internal_statuses() {
     assert_eq!(error.metadata["http_status"], "503");
     assert!(error.retry_delay().is_some());
 
+    // A 4xx is the platform refusing what gamegate sent: nothing to wait for.
+    harness
+        .fault(json!({"path": SET_PATH, "http_status": 404}))
+        .await;
+    let error = expect_error(
+        storage.set_user_storage(set_request(&[("a", "1")])).await,
+        Code::Internal,
+        "UPSTREAM_HTTP_REFUSED",
+    );
+    assert_eq!(error.metadata["http_status"], "404");
+    assert_eq!(error.retry_delay(), None);
+
     harness
         .fault(json!({"path": SET_PATH, "malformed": true}))
         .await;
@@ -364,7 +376,11 @@ async fn an_app_gamegate_does_not_hold_is_refused_locally() {
     );
     assert_eq!(error.domain, "gamegate");
     assert_eq!(error.metadata["app_id"], "999");
-    assert_eq!(harness.get_token_calls("999").await, 0);
+    assert_eq!(
+        harness.total_requests().await,
+        0,
+        "the platform saw nothing: no token fetch, no call"
+    );
 }
 
 #[test]
