@@ -12,6 +12,7 @@ pub mod signing;
 
 use std::{collections::HashMap, time::Duration};
 
+use async_trait::async_trait;
 use serde_json::{Map, Value as Json};
 use tokio::time::Instant;
 
@@ -21,19 +22,23 @@ use crate::{
     plan::{Route, UpstreamRequest},
     policy::RetryPolicy,
     proto::Platform,
-    state::{BoxFuture, Store},
+    state::Store,
     upstream::{self, OutgoingBody, Upstream, UpstreamAnswer, UpstreamCall, UpstreamHttp},
 };
 
 /// One platform's client: a declared route's request in, the platform's
 /// successful answer (its JSON object) or its error out.
+///
+/// `async_trait` because the registry holds clients as `dyn PlatformClient`:
+/// the boxed future is the one allocation a call through it costs.
+#[async_trait]
 pub trait PlatformClient: Send + Sync {
-    fn call<'a>(
-        &'a self,
-        route: &'a Route,
-        request: &'a UpstreamRequest,
+    async fn call(
+        &self,
+        route: &Route,
+        request: &UpstreamRequest,
         deadline: Instant,
-    ) -> BoxFuture<'a, Result<Map<String, Json>, GatewayError>>;
+    ) -> Result<Map<String, Json>, GatewayError>;
 }
 
 /// A configured platform: its client, the longest it may take to answer, and

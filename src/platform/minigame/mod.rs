@@ -7,6 +7,7 @@ mod token;
 
 use std::{fmt::Write as _, sync::Arc, time::Duration};
 
+use async_trait::async_trait;
 use bytes::Bytes;
 use secrecy::ExposeSecret;
 use serde_json::{Map, Value as Json};
@@ -24,7 +25,7 @@ use crate::{
     errors::{self, GatewayError, UpstreamError},
     plan::{Route, UpstreamRequest},
     proto::{ErrorReason, Platform},
-    state::{AccessTokens, BoxFuture, Store, TokenScope},
+    state::{AccessTokens, Store, TokenScope},
     upstream::{self, OutgoingBody, Upstream, UpstreamHttp},
 };
 
@@ -62,18 +63,8 @@ pub struct MiniGameClient {
     tokens: Apps<Arc<dyn AccessTokens>>,
 }
 
+#[async_trait]
 impl PlatformClient for MiniGameClient {
-    fn call<'a>(
-        &'a self,
-        route: &'a Route,
-        request: &'a UpstreamRequest,
-        deadline: Instant,
-    ) -> BoxFuture<'a, Result<Map<String, Json>, GatewayError>> {
-        Box::pin(self.call(route, request, deadline))
-    }
-}
-
-impl MiniGameClient {
     async fn call(
         &self,
         route: &Route,

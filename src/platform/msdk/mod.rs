@@ -13,6 +13,7 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
+use async_trait::async_trait;
 use bytes::Bytes;
 use md5::{Digest, Md5};
 use secrecy::{ExposeSecret, SecretString};
@@ -30,7 +31,6 @@ use crate::{
     errors::{GatewayError, UpstreamError},
     plan::{Method, Route, UpstreamRequest},
     proto::{BodySignatureRecipe, Platform},
-    state::BoxFuture,
     upstream::{self, OutgoingBody, Upstream, UpstreamCall, UpstreamHttp},
 };
 
@@ -118,17 +118,6 @@ pub struct MsdkClient {
     apps: Apps<MsdkAppKeys>,
 }
 
-impl PlatformClient for MsdkClient {
-    fn call<'a>(
-        &'a self,
-        route: &'a Route,
-        request: &'a UpstreamRequest,
-        deadline: Instant,
-    ) -> BoxFuture<'a, Result<Map<String, Json>, GatewayError>> {
-        Box::pin(self.call(route, request, deadline))
-    }
-}
-
 /// `sig` of a call: lowercase hex md5 of the key followed by the timestamp.
 pub fn msdk_signature(key: &str, timestamp: &str) -> String {
     md5_hex(&[key, timestamp])
@@ -188,7 +177,10 @@ impl MsdkClient {
         }
         Ok(body)
     }
+}
 
+#[async_trait]
+impl PlatformClient for MsdkClient {
     async fn call(
         &self,
         route: &Route,

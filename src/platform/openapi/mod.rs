@@ -5,6 +5,7 @@ mod codes;
 
 use std::time::Duration;
 
+use async_trait::async_trait;
 use bytes::Bytes;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value as Json};
@@ -21,7 +22,6 @@ use crate::{
     errors::{self, GatewayError, UpstreamError},
     plan::{Method, Route, UpstreamRequest},
     proto::Platform,
-    state::BoxFuture,
     upstream::{self, OutgoingBody, Upstream, UpstreamHttp},
 };
 
@@ -53,18 +53,8 @@ pub struct OpenApiClient {
     appkeys: Apps<SecretString>,
 }
 
+#[async_trait]
 impl PlatformClient for OpenApiClient {
-    fn call<'a>(
-        &'a self,
-        route: &'a Route,
-        request: &'a UpstreamRequest,
-        deadline: Instant,
-    ) -> BoxFuture<'a, Result<Map<String, Json>, GatewayError>> {
-        Box::pin(self.call(route, request, deadline))
-    }
-}
-
-impl OpenApiClient {
     async fn call(
         &self,
         route: &Route,
