@@ -16,6 +16,7 @@ const LAYERS: &[&[&str]] = &[
     &["upstream", "net", "telemetry"],
     &["config", "errors"],
     &["plan", "state", "auth", "policy"],
+    &["limits"],
     &["platform"],
     &["core"],
     &["api"],

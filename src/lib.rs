@@ -15,7 +15,8 @@
 //!   answer decoding.
 //! - [`state`]: the store interface (access tokens) and its in-memory store.
 //! - [`auth`]: which callers may call, with which apps.
-//! - [`policy`]: retries (later rate limits, breakers, memory budgets).
+//! - [`policy`]: retries (later rate limits, breakers).
+//! - [`limits`]: calls in flight; the largest request of each route.
 //! - [`platform`]: the platform interface, its registry and the three
 //!   platforms (signing, envelopes, codes, tokens).
 //! - [`core`]: `execute`, the protocol-agnostic path of one call.
@@ -29,6 +30,7 @@ pub mod auth;
 pub mod config;
 pub mod core;
 pub mod errors;
+pub mod limits;
 pub mod net;
 pub mod plan;
 pub mod platform;

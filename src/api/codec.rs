@@ -1,6 +1,7 @@
 //! The gRPC codec of dynamic messages: requests decoded as the RPC's input
 //! type straight from its descriptor, answers encoded as they are.
 
+use crate::errors::GatewayError;
 use prost::Message;
 use prost_reflect::{DynamicMessage, MessageDescriptor};
 use tonic::{
@@ -62,7 +63,13 @@ impl Decoder for DynamicDecoder {
         DynamicMessage::decode(self.descriptor.clone(), src)
             .map(Some)
             .map_err(|error| {
-                Status::invalid_argument(format!("request is not valid protobuf: {error}"))
+                GatewayError::RequestUnreadable {
+                    detail: format!(
+                        "not valid protobuf of {}: {error}",
+                        self.descriptor.full_name()
+                    ),
+                }
+                .to_status()
             })
     }
 }

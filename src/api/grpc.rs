@@ -1,8 +1,10 @@
 //! The gRPC adapter: one tower service mounted under the path of every routed
-//! service; it finds the route of the request's path, decodes the request as a
-//! dynamic message of the RPC's input type, authenticates the caller from its
-//! `authorization` metadata, reads its deadline from `grpc-timeout`, and calls
-//! the core.
+//! service (and as the fallback of every other path). Before a byte of the
+//! body is read it finds the route, checks the content type and encoding,
+//! authenticates the caller from its `authorization` metadata and takes a
+//! place among the calls in flight; then it decodes the request as a dynamic
+//! message of the RPC's input type, within the route's size limit, reads the
+//! deadline from `grpc-timeout`, and calls the core.
 
 use std::{
     convert::Infallible,
@@ -11,6 +13,7 @@ use std::{
     time::Duration,
 };
 
+use http::{HeaderMap, HeaderValue, StatusCode, header};
 use prost_reflect::DynamicMessage;
 use tokio::time::Instant;
 use tonic::{
@@ -19,10 +22,13 @@ use tonic::{
     server::{Grpc, UnaryService},
 };
 
-use super::codec::DynamicCodec;
+use super::{codec::DynamicCodec, status};
 use crate::{
-    auth::CallerRegistry,
+    auth::{CallerRegistry, RegisteredCaller},
+    config::Limits,
     core::{self, CallDeadline, Core},
+    errors::GatewayError,
+    limits::{self, CallsInFlight},
     plan::{Route, RouteTable},
     state::BoxFuture,
 };
@@ -37,19 +43,31 @@ struct Shared {
     routes: Arc<RouteTable>,
     callers: CallerRegistry,
     core: Core,
+    limits: Limits,
+    in_flight: CallsInFlight,
 }
 
 impl GrpcGateway {
-    pub fn new(routes: Arc<RouteTable>, callers: CallerRegistry, core: Core) -> Self {
+    pub fn new(
+        routes: Arc<RouteTable>,
+        callers: CallerRegistry,
+        core: Core,
+        limits: Limits,
+    ) -> Self {
+        let in_flight = CallsInFlight::new(limits.max_calls_in_flight);
         GrpcGateway {
             inner: Arc::new(Shared {
                 routes,
                 callers,
                 core,
+                limits,
+                in_flight,
             }),
         }
     }
 }
+
+type Response = http::Response<tonic::body::Body>;
 
 impl<B> tower::Service<http::Request<B>> for GrpcGateway
 where
@@ -57,9 +75,9 @@ where
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send,
 {
-    type Response = http::Response<tonic::body::Body>;
+    type Response = Response;
     type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Self::Response, Infallible>>;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         Poll::Ready(Ok(()))
@@ -67,22 +85,69 @@ where
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let inner = self.inner.clone();
-        Box::pin(async move {
-            let Some(route) = inner.routes.get(request.uri().path()).cloned() else {
-                let status =
-                    Status::unimplemented(format!("gamegate has no rpc {}", request.uri().path()));
-                return Ok(status.into_http());
-            };
-            let codec = DynamicCodec::new(route.method_descriptor.input());
-            let handler = RouteHandler { inner, route };
-            Ok(Grpc::new(codec).unary(handler, request).await)
-        })
+        Box::pin(async move { Ok(inner.serve(request).await) })
+    }
+}
+
+impl Shared {
+    async fn serve<B>(self: Arc<Self>, request: http::Request<B>) -> Response
+    where
+        B: http_body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send,
+    {
+        let received_at = Instant::now();
+        if !is_grpc(request.headers()) {
+            return unsupported_media_type();
+        }
+        let Some(route) = self.routes.get(request.uri().path()).cloned() else {
+            let path = request.uri().path();
+            tracing::debug!(path = %path.escape_debug(), "no such rpc");
+            return refusal(GatewayError::MethodUnknown {
+                path: path.to_string(),
+            });
+        };
+        if let Some(encoding) = compression(request.headers()) {
+            return refusal(GatewayError::CompressionUnsupported { encoding });
+        }
+        // The caller is known before its body is read: an unauthenticated
+        // request costs its headers only.
+        let authorization = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok());
+        let caller = match self.callers.authenticate(authorization) {
+            Ok(caller) => caller,
+            Err(error) => {
+                core::record(&route, received_at, &Err(error.clone()));
+                return refusal(error);
+            }
+        };
+        let _in_flight = match self.in_flight.enter() {
+            Ok(place) => place,
+            Err(error) => return refusal(error),
+        };
+        let limit = limits::max_request_bytes(&route, &self.limits);
+        let codec = DynamicCodec::new(route.method_descriptor.input());
+        let handler = RouteHandler {
+            inner: self.clone(),
+            route,
+            caller,
+            received_at,
+        };
+        let response = Grpc::new(codec)
+            .max_decoding_message_size(limit)
+            .unary(handler, request)
+            .await;
+        status::with_error_info(response, Some(limit))
     }
 }
 
 struct RouteHandler {
     inner: Arc<Shared>,
     route: Arc<Route>,
+    caller: Option<Arc<RegisteredCaller>>,
+    received_at: Instant,
 }
 
 impl UnaryService<DynamicMessage> for RouteHandler {
@@ -92,30 +157,60 @@ impl UnaryService<DynamicMessage> for RouteHandler {
     fn call(&mut self, request: tonic::Request<DynamicMessage>) -> Self::Future {
         let inner = self.inner.clone();
         let route = self.route.clone();
+        let caller = self.caller.clone();
+        let received_at = self.received_at;
         Box::pin(async move {
             let deadline = CallDeadline {
-                received_at: Instant::now(),
+                received_at,
                 caller_timeout: grpc_timeout(request.metadata()),
             };
-            let authorization = request
-                .metadata()
-                .get("authorization")
-                .and_then(|value| value.to_str().ok());
-            let outcome = match inner.callers.authenticate(authorization) {
-                Ok(caller) => {
-                    inner
-                        .core
-                        .execute(&route, caller, request.get_ref(), deadline)
-                        .await
-                }
-                Err(error) => Err(error),
-            };
-            core::record(&route, deadline.received_at, &outcome);
+            let outcome = inner
+                .core
+                .execute(&route, caller.as_deref(), request.get_ref(), deadline)
+                .await;
+            core::record(&route, received_at, &outcome);
             outcome
                 .map(tonic::Response::new)
                 .map_err(|error| error.to_status())
         })
     }
+}
+
+/// A refusal before the body is read: a trailers-only gRPC response.
+fn refusal(error: GatewayError) -> Response {
+    error.to_status().into_http()
+}
+
+/// `application/grpc`, alone or with a subtype (`application/grpc+proto`).
+fn is_grpc(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| {
+            value.strip_prefix("application/grpc").is_some_and(|rest| {
+                rest.is_empty() || rest.starts_with('+') || rest.starts_with(';')
+            })
+        })
+}
+
+/// HTTP 415 for what is not gRPC (gRPC-Web and Connect's JSON types are other
+/// protocols, not served here).
+fn unsupported_media_type() -> Response {
+    let mut response = http::Response::new(tonic::body::Body::empty());
+    *response.status_mut() = StatusCode::UNSUPPORTED_MEDIA_TYPE;
+    response
+        .headers_mut()
+        .insert(header::ACCEPT, HeaderValue::from_static("application/grpc"));
+    response
+}
+
+/// The request's `grpc-encoding` when it is not `identity`: gamegate accepts
+/// uncompressed messages only (a compressed message hides its size until it is
+/// inflated).
+fn compression(headers: &HeaderMap) -> Option<String> {
+    let encoding = headers.get("grpc-encoding")?;
+    let text = String::from_utf8_lossy(encoding.as_bytes());
+    (text != "identity").then(|| text.escape_debug().to_string())
 }
 
 /// The caller's `grpc-timeout` header: digits and a unit (H, M, S, m, u, n).
@@ -159,5 +254,20 @@ mod tests {
         assert_eq!(grpc_timeout(&metadata), None);
         metadata.insert("grpc-timeout", "1234567890S".parse().unwrap());
         assert_eq!(grpc_timeout(&metadata), None, "more than 8 digits");
+    }
+
+    #[test]
+    fn grpc_content_types() {
+        let with = |value: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(value));
+            is_grpc(&headers)
+        };
+        assert!(with("application/grpc"));
+        assert!(with("application/grpc+proto"));
+        assert!(!with("application/json"));
+        assert!(!with("application/grpc-web"));
+        assert!(!with("application/grpcx"));
+        assert!(!is_grpc(&HeaderMap::new()));
     }
 }

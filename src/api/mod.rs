@@ -2,10 +2,12 @@
 //! caller and reads its deadline from the protocol's own headers, then hands
 //! the call to the one core (`core::Core::execute`); none copies the path.
 //! Today: gRPC ([`grpc`]), with `grpc.health.v1` and server reflection
-//! ([`health`]).
+//! ([`health`]); ErrorInfo on the statuses gRPC's own layer writes
+//! ([`status`]).
 
 pub mod codec;
 pub mod grpc;
 pub mod health;
+pub mod status;
 
 pub use self::codec::DynamicCodec;

@@ -58,14 +58,30 @@ pub async fn build_routes(
         tracing::warn!("no callers are configured: any client may call gamegate with any app");
     }
     let platforms = PlatformRegistry::from_config(config, &UpstreamHttp::new(), &MemoryStore)?;
-    let gateway = GrpcGateway::new(table.clone(), callers, Core::new(platforms));
+    let gateway = GrpcGateway::new(
+        table.clone(),
+        callers,
+        Core::new(platforms),
+        config.limits.clone(),
+    );
 
     let mut builder = Routes::builder();
     let health = api::health::add_services(&mut builder, table.services()).await?;
-    let mut router = builder.routes().into_axum_router();
+    // Health and reflection are tonic's: their statuses get ErrorInfo here.
+    // The gateway's own (every routed path, and the fallback of any other:
+    // an unknown service is an unknown method) carry it already.
+    let mut router = builder
+        .routes()
+        .into_axum_router()
+        .layer(axum::middleware::map_response(
+            |response: axum::response::Response| async move {
+                api::status::with_error_info(response, None)
+            },
+        ));
     for service in table.services() {
         router = router.route_service(&format!("/{service}/{{*rpc}}"), gateway.clone());
     }
+    let router = router.fallback_service(gateway);
     Ok((Routes::from(router), health, table.services().to_vec()))
 }
 
@@ -87,8 +103,12 @@ pub async fn serve(
         let _ = draining_tx.send(());
     };
     let server = tonic::transport::Server::builder()
-        .concurrency_limit_per_connection(config.max_concurrent_calls_per_connection)
-        .load_shed(true)
+        // h2 refuses streams past this (REFUSED_STREAM, which clients retry),
+        // rather than tonic shedding them with a status that has no details;
+        // gamegate's own limit of calls in flight (`limits`) bounds the rest.
+        .max_concurrent_streams(Some(
+            u32::try_from(config.max_concurrent_calls_per_connection).unwrap_or(u32::MAX),
+        ))
         .add_routes(routes)
         .serve_with_incoming_shutdown(net::accepted(listener), announce);
     tokio::pin!(server);

@@ -3,7 +3,7 @@
 //! <token>`; tokens are kept only as SHA-256 digests, so neither memory dumps of
 //! the registry nor timing of the comparison reveal them.
 
-use std::collections::HashSet;
+use std::{collections::HashSet, sync::Arc};
 
 use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use crate::{config::Caller, errors::GatewayError};
 
 pub struct CallerRegistry {
-    callers: Vec<RegisteredCaller>,
+    callers: Vec<Arc<RegisteredCaller>>,
 }
 
 pub struct RegisteredCaller {
@@ -36,10 +36,13 @@ impl CallerRegistry {
         CallerRegistry {
             callers: callers
                 .iter()
-                .map(|caller| RegisteredCaller {
-                    name: caller.name.clone(),
-                    token_digest: digest(caller.token.expose_secret()),
-                    apps: (!caller.apps.is_empty()).then(|| caller.apps.iter().cloned().collect()),
+                .map(|caller| {
+                    Arc::new(RegisteredCaller {
+                        name: caller.name.clone(),
+                        token_digest: digest(caller.token.expose_secret()),
+                        apps: (!caller.apps.is_empty())
+                            .then(|| caller.apps.iter().cloned().collect()),
+                    })
                 })
                 .collect(),
         }
@@ -55,18 +58,41 @@ impl CallerRegistry {
     pub fn authenticate(
         &self,
         authorization: Option<&str>,
-    ) -> Result<Option<&RegisteredCaller>, GatewayError> {
+    ) -> Result<Option<Arc<RegisteredCaller>>, GatewayError> {
         if self.is_open() {
             return Ok(None);
         }
         let token = authorization
-            .and_then(|value| value.strip_prefix("Bearer "))
+            .and_then(bearer_token)
             .ok_or(GatewayError::CallerUnauthenticated)?;
-        let presented = digest(token.trim());
+        let presented = digest(token);
         self.callers
             .iter()
             .find(|caller| caller.token_digest == presented)
-            .map(Some)
+            .map(|caller| Some(caller.clone()))
             .ok_or(GatewayError::CallerUnauthenticated)
+    }
+}
+
+/// The token of an `authorization: Bearer <token>` value; the scheme is
+/// case-insensitive (RFC 9110, 11.1).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for value in ["Bearer t0k", "bearer t0k", "BEARER  t0k ", " bEaReR t0k"] {
+            assert_eq!(bearer_token(value), Some("t0k"), "{value:?}");
+        }
+        for value in ["Basic t0k", "Bearer", "Bearer   ", "t0k", "Bearert0k"] {
+            assert_eq!(bearer_token(value), None, "{value:?}");
+        }
     }
 }

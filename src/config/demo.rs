@@ -8,10 +8,10 @@ use gamegate_sandbox::demo;
 use secrecy::SecretString;
 
 use super::{
-    Config, MiniGameApp, MiniGamePlatform, MsdkApp, MsdkPlatform, OpenApiApp, OpenApiPlatform,
-    default_max_concurrent_calls_per_connection, default_minigame_budget_ms,
-    default_msdk_budget_ms, default_msdk_encode, default_openapi_budget_ms,
-    default_shutdown_grace_ms,
+    Config, Limits, MiniGameApp, MiniGamePlatform, MsdkApp, MsdkPlatform, OpenApiApp,
+    OpenApiPlatform, default_max_answer_bytes, default_max_concurrent_calls_per_connection,
+    default_minigame_budget_ms, default_msdk_budget_ms, default_msdk_encode,
+    default_openapi_budget_ms, default_shutdown_grace_ms,
 };
 
 impl Config {
@@ -22,10 +22,12 @@ impl Config {
             listen,
             shutdown_grace_ms: default_shutdown_grace_ms(),
             max_concurrent_calls_per_connection: default_max_concurrent_calls_per_connection(),
+            limits: Limits::default(),
             callers: Vec::new(),
             qq_minigame: Some(MiniGamePlatform {
                 base_url: sandbox_url.to_string(),
                 budget_ms: default_minigame_budget_ms(),
+                max_answer_bytes: default_max_answer_bytes(),
                 apps: BTreeMap::from([(
                     demo::MINIGAME_APPID.to_string(),
                     MiniGameApp {
@@ -36,6 +38,7 @@ impl Config {
             qq_openapi: Some(OpenApiPlatform {
                 base_url: sandbox_url.to_string(),
                 budget_ms: default_openapi_budget_ms(),
+                max_answer_bytes: default_max_answer_bytes(),
                 apps: BTreeMap::from([(
                     demo::OPENAPI_APPID.to_string(),
                     OpenApiApp {
@@ -46,6 +49,7 @@ impl Config {
             msdk: Some(MsdkPlatform {
                 base_url: sandbox_url.to_string(),
                 budget_ms: default_msdk_budget_ms(),
+                max_answer_bytes: default_max_answer_bytes(),
                 apps: [
                     (
                         demo::MSDK_QQ_APPID,

@@ -37,6 +37,9 @@ pub struct Config {
     /// load with UNAVAILABLE rather than queueing without bound.
     #[serde(default = "default_max_concurrent_calls_per_connection")]
     pub max_concurrent_calls_per_connection: usize,
+    /// What one call and all calls together may cost.
+    #[serde(default)]
+    pub limits: Limits,
     /// The game servers allowed to call gamegate. Empty: every caller may use
     /// every app (the demo default; a warning is logged at start).
     #[serde(default)]
@@ -52,6 +55,40 @@ pub struct Config {
     pub msdk: Option<MsdkPlatform>,
 }
 
+/// Bounds on what callers can make gamegate hold.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// The largest request message of any RPC, in bytes. Each RPC accepts at
+    /// most the largest message its declared limits allow, and never more
+    /// than this.
+    #[serde(default = "default_max_request_bytes")]
+    pub max_request_bytes: usize,
+    /// Calls gamegate holds at once, over all connections; beyond that it
+    /// refuses with RESOURCE_EXHAUSTED (GATEWAY_OVERLOADED) and RetryInfo.
+    #[serde(default = "default_max_calls_in_flight")]
+    pub max_calls_in_flight: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_request_bytes: default_max_request_bytes(),
+            max_calls_in_flight: default_max_calls_in_flight(),
+        }
+    }
+}
+
+fn default_max_request_bytes() -> usize {
+    1024 * 1024
+}
+fn default_max_calls_in_flight() -> usize {
+    4096
+}
+fn default_max_answer_bytes() -> usize {
+    crate::upstream::DEFAULT_MAX_ANSWER_BYTES
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MsdkPlatform {
@@ -61,6 +98,10 @@ pub struct MsdkPlatform {
     /// The platform answers within 3100 ms.
     #[serde(default = "default_msdk_budget_ms")]
     pub budget_ms: u64,
+    /// The largest answer body accepted from the platform, in bytes; a larger
+    /// one is a malformed answer.
+    #[serde(default = "default_max_answer_bytes")]
+    pub max_answer_bytes: usize,
     /// appid (Mobile QQ, WeChat, or a guest `G_` appid) -> app.
     #[serde(default)]
     pub apps: BTreeMap<String, MsdkApp>,
@@ -107,6 +148,10 @@ pub struct MiniGamePlatform {
     /// The longest a call may take, caller's deadline permitting.
     #[serde(default = "default_minigame_budget_ms")]
     pub budget_ms: u64,
+    /// The largest answer body accepted from the platform, in bytes; a larger
+    /// one is a malformed answer.
+    #[serde(default = "default_max_answer_bytes")]
+    pub max_answer_bytes: usize,
     /// appid -> app.
     #[serde(default)]
     pub apps: BTreeMap<String, MiniGameApp>,
@@ -127,6 +172,10 @@ pub struct OpenApiPlatform {
     /// The platform answers within 3 s.
     #[serde(default = "default_openapi_budget_ms")]
     pub budget_ms: u64,
+    /// The largest answer body accepted from the platform, in bytes; a larger
+    /// one is a malformed answer.
+    #[serde(default = "default_max_answer_bytes")]
+    pub max_answer_bytes: usize,
     /// appid -> app.
     #[serde(default)]
     pub apps: BTreeMap<String, OpenApiApp>,
@@ -197,6 +246,46 @@ impl Config {
             }
             Ok(())
         };
+        let check_range = |name: &str, value: usize, range: std::ops::RangeInclusive<usize>| {
+            if !range.contains(&value) {
+                return Err(ConfigError::Invalid(format!(
+                    "{name} must be from {} to {}",
+                    range.start(),
+                    range.end()
+                )));
+            }
+            Ok(())
+        };
+        check_range(
+            "limits.max_request_bytes",
+            self.limits.max_request_bytes,
+            1024..=16 * 1024 * 1024,
+        )?;
+        check_range(
+            "limits.max_calls_in_flight",
+            self.limits.max_calls_in_flight,
+            1..=1_000_000,
+        )?;
+        let answer_bytes = 1024..=64 * 1024 * 1024;
+        for (name, max_answer_bytes) in [
+            (
+                "qq_minigame",
+                self.qq_minigame.as_ref().map(|p| p.max_answer_bytes),
+            ),
+            (
+                "qq_openapi",
+                self.qq_openapi.as_ref().map(|p| p.max_answer_bytes),
+            ),
+            ("msdk", self.msdk.as_ref().map(|p| p.max_answer_bytes)),
+        ] {
+            if let Some(value) = max_answer_bytes {
+                check_range(
+                    &format!("{name}.max_answer_bytes"),
+                    value,
+                    answer_bytes.clone(),
+                )?;
+            }
+        }
         if let Some(platform) = &self.qq_minigame {
             check_url("qq_minigame", &platform.base_url)?;
             check_budget("qq_minigame", platform.budget_ms)?;

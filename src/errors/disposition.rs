@@ -78,6 +78,8 @@ const fn quota(retry_after: Option<Duration>) -> Disposition {
 const ONE_SECOND: Duration = Duration::from_secs(1);
 /// A connection that failed is usually replaced at once.
 const RECONNECT: Duration = Duration::from_millis(500);
+/// In-flight calls end within milliseconds to a platform's budget.
+const OVERLOAD_BACKOFF: Duration = Duration::from_millis(200);
 
 /// What every request gamegate refuses itself is: INVALID_ARGUMENT, with a
 /// `BadRequest` that lists each violation it found.
@@ -131,6 +133,14 @@ pub const fn of_reason(reason: ErrorReason) -> Disposition {
         R::AccessTokenInvalid => unavailable(ONE_SECOND, false),
 
         R::UpstreamTimeout => plain(Code::DeadlineExceeded),
+
+        // What gamegate's gRPC layer refuses before the request is decoded or
+        // routed: the codes gRPC prescribes.
+        R::RequestTooLarge => plain(Code::ResourceExhausted),
+        R::RequestUnreadable => plain(Code::InvalidArgument),
+        R::MethodUnknown | R::CompressionUnsupported => plain(Code::Unimplemented),
+        // Another replica, or this one shortly, takes the call.
+        R::GatewayOverloaded => quota(Some(OVERLOAD_BACKOFF)),
 
         // gamegate's own credentials, signatures or requests were refused, or
         // the platform's answer cannot be read: a problem for an operator.

@@ -116,6 +116,20 @@ pub enum GatewayError {
     },
     #[error("{} answered code {} on {}: {}", platform_name(.0.platform), .0.code, .0.endpoint, .0.message)]
     Upstream(UpstreamError),
+    /// The request message is larger than its RPC accepts.
+    #[error("the request is larger than this rpc accepts ({limit} bytes)")]
+    RequestTooLarge { limit: usize },
+    /// The request cannot be read as the method's message.
+    #[error("the request cannot be read as the method's message: {detail}")]
+    RequestUnreadable { detail: String },
+    #[error("the request is compressed ({encoding}); gamegate accepts uncompressed messages only")]
+    CompressionUnsupported { encoding: String },
+    /// No route serves this gRPC path.
+    #[error("gamegate has no rpc {path}")]
+    MethodUnknown { path: String },
+    /// As many calls are in flight as gamegate is configured to hold.
+    #[error("gamegate is at its limit of {limit} calls in flight; retry shortly")]
+    Overloaded { limit: usize },
     /// A shared fetch (an app's access token) ended without a result.
     #[error("the {platform} access token fetch ended without a result: {cause}")]
     FetchAborted {
@@ -153,6 +167,11 @@ impl GatewayError {
             GatewayError::Malformed { .. } => ErrorReason::UpstreamMalformedResponse,
             GatewayError::Upstream(upstream) => upstream.reason,
             GatewayError::FetchAborted { .. } => ErrorReason::GatewayUnavailable,
+            GatewayError::RequestTooLarge { .. } => ErrorReason::RequestTooLarge,
+            GatewayError::RequestUnreadable { .. } => ErrorReason::RequestUnreadable,
+            GatewayError::CompressionUnsupported { .. } => ErrorReason::CompressionUnsupported,
+            GatewayError::MethodUnknown { .. } => ErrorReason::MethodUnknown,
+            GatewayError::Overloaded { .. } => ErrorReason::GatewayOverloaded,
         }
     }
 
@@ -191,7 +210,22 @@ impl GatewayError {
                 put("app_id", app_id.clone());
                 put("platform", (*platform).into());
             }
-            GatewayError::CallerUnauthenticated => {}
+            GatewayError::CallerUnauthenticated | GatewayError::RequestUnreadable { .. } => {}
+            GatewayError::RequestTooLarge { limit } => {
+                put("limit_bytes", limit.to_string());
+            }
+            GatewayError::CompressionUnsupported { encoding } => {
+                put("grpc_encoding", encoding.clone());
+            }
+            GatewayError::MethodUnknown { path } => {
+                put("method", path.clone());
+            }
+            GatewayError::Overloaded { limit } => {
+                details.add_quota_failure_violation(
+                    "gamegate:calls_in_flight",
+                    format!("at most {limit} calls in flight"),
+                );
+            }
             GatewayError::AppCredentialMissing { app_id, credential } => {
                 put("app_id", app_id.clone());
                 put("credential", credential.clone());

@@ -85,9 +85,10 @@ fn every_reason_has_one_coherent_disposition() {
                 row.code
             );
         }
+        // A message too large is gRPC's RESOURCE_EXHAUSTED, with no quota in it.
         assert_eq!(
             row.detail == Detail::QuotaFailure,
-            row.code == Code::ResourceExhausted,
+            row.code == Code::ResourceExhausted && reason != ErrorReason::RequestTooLarge,
             "{name}: QuotaFailure goes with RESOURCE_EXHAUSTED"
         );
         if let Detail::BadRequest { field } = row.detail {
@@ -188,6 +189,17 @@ fn gateway_errors() -> Vec<GatewayError> {
             platform: "qq_minigame",
             cause: "the runtime is shutting down",
         },
+        GatewayError::RequestTooLarge { limit: 65536 },
+        GatewayError::RequestUnreadable {
+            detail: "not protobuf".into(),
+        },
+        GatewayError::CompressionUnsupported {
+            encoding: "gzip".into(),
+        },
+        GatewayError::MethodUnknown {
+            path: "/gamegate.v1.StorageService/Nope".into(),
+        },
+        GatewayError::Overloaded { limit: 4096 },
     ]
 }
 
@@ -201,6 +213,8 @@ fn errors_found_by_gamegate_read_the_same_table() {
         assert_eq!(decoded.reason, error.reason().info_reason(), "{error}");
         assert_eq!(decoded.domain, GATEWAY_DOMAIN, "{error}");
         assert_eq!(decoded.retry_after, row.retry_after, "{error}");
+        let quota_failures = usize::from(row.detail == Detail::QuotaFailure);
+        assert_eq!(decoded.quota_failures, quota_failures, "{error}");
         if !matches!(error, GatewayError::InvalidRequest { .. }) {
             assert_eq!(row, disposition::of_reason(error.reason()), "{error}");
         }

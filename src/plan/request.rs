@@ -38,6 +38,7 @@ pub fn build_request(
 ) -> Result<UpstreamRequest, GatewayError> {
     let mut violations = Vec::new();
     validate_message(&route.request, message, "", &mut violations);
+    violations.truncate(MAX_VIOLATIONS);
     if !violations.is_empty() {
         return Err(GatewayError::InvalidRequest { violations });
     }
@@ -131,6 +132,10 @@ fn string_of(message: &DynamicMessage, plan: &FieldPlan) -> String {
         _ => String::new(),
     }
 }
+
+/// The most violations one refusal lists: enough to fix a request, and a bound
+/// on what a hostile one costs to describe.
+const MAX_VIOLATIONS: usize = 32;
 
 fn violation(
     violations: &mut Vec<Violation>,
@@ -229,9 +234,14 @@ fn validate_field(
                     Some(rules),
                     format!("holds {} items; at most {max} are allowed", items.len()),
                 );
+                // Its items are not looked at: the list is refused whole.
+                return;
             }
         }
         for (index, item) in items.iter().enumerate() {
+            if violations.len() >= MAX_VIOLATIONS {
+                return;
+            }
             validate_value(plan, item, &format!("{path}[{index}]"), violations);
         }
         return;
@@ -327,6 +337,17 @@ fn validate_value(plan: &FieldPlan, value: &Value, path: &str, violations: &mut 
                     path,
                     rules,
                     format!("must be from {min} to {max}"),
+                );
+            }
+        }
+        Value::Message(nested) if plan.is_free_form_json => {
+            let size = prost::Message::encoded_len(nested);
+            if let Some(max) = rules.and_then(|r| r.max_bytes).filter(|max| size > *max) {
+                violation(
+                    violations,
+                    path,
+                    rules,
+                    format!("is {size} bytes encoded; at most {max} are allowed"),
                 );
             }
         }

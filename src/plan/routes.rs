@@ -31,6 +31,10 @@ pub enum RouteDeclarationError {
     IncompleteRoute(String),
     #[error("rpc {0} is not unary; gamegate serves unary rpcs only")]
     Streaming(String),
+    #[error(
+        "rpc {rpc} may fan out into {calls} upstream calls (max_items over batch_size); at most {MAX_FAN_OUT_CALLS} are allowed"
+    )]
+    FanOutTooWide { rpc: String, calls: usize },
 }
 
 /// Where a request field goes.
@@ -41,8 +45,21 @@ pub enum Location {
     None,
 }
 
+/// The most items of a repeated field whose declaration sets no `max_items`
+/// (where the platform's document is silent): generous for any game's lists,
+/// and a bound on what one request may cost.
+pub const DEFAULT_MAX_ITEMS: usize = 100;
+/// The longest string or bytes field whose declaration sets no `max_bytes`.
+pub const DEFAULT_MAX_BYTES: usize = 4096;
+/// The most upstream calls one request may fan out into: a declared list
+/// bound over its batch size beyond this is refused at start.
+pub const MAX_FAN_OUT_CALLS: usize = 10;
+/// What one protobuf field costs on the wire at most besides its value: a tag
+/// of up to 5 bytes and a length of up to 5.
+const FIELD_OVERHEAD: usize = 10;
+
 /// Compiled limits of one field.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Rules {
     pub required: bool,
     pub max_bytes: Option<usize>,
@@ -57,6 +74,30 @@ pub struct Rules {
 }
 
 impl Rules {
+    /// The declared rules of `field`, with the defaults that bound every
+    /// repeated and every string or bytes field.
+    fn of_field(declared: Option<&FieldRules>, field: &FieldDescriptor, role: FieldRole) -> Self {
+        let mut rules = declared.map(Rules::compile).unwrap_or_default();
+        // App ids select gamegate's credentials and appear in its logs and
+        // metrics: whatever a platform's ids look like (digits, `wx…`, `G_…`),
+        // letters, digits and underscores only.
+        if role == FieldRole::AppId {
+            if rules.charset == Charset::Unspecified {
+                rules.charset = Charset::Word;
+            }
+            rules.max_bytes.get_or_insert(64);
+        }
+        if field.is_list() && rules.max_items.is_none() {
+            rules.max_items = Some(DEFAULT_MAX_ITEMS);
+        }
+        let sized =
+            matches!(field.kind(), Kind::String | Kind::Bytes) || free_form_json(&field.kind());
+        if sized && rules.max_bytes.is_none() && rules.exact_bytes.is_none() {
+            rules.max_bytes = Some(DEFAULT_MAX_BYTES);
+        }
+        rules
+    }
+
     fn compile(rules: &FieldRules) -> Self {
         let positive = |n: u32| (n > 0).then_some(n as usize);
         let range = |min: Option<i64>, max: Option<i64>| {
@@ -97,6 +138,7 @@ pub struct FieldPlan {
     /// (query for GET, body for POST).
     pub location: Option<Location>,
     pub role: FieldRole,
+    /// Declared limits, plus the defaults that bound every list and string.
     pub rules: Option<Rules>,
     pub default_value: Option<String>,
     /// The plan of the field's message type, for message fields (not Timestamp).
@@ -131,6 +173,10 @@ pub struct MessagePlan {
     pub descriptor: MessageDescriptor,
     pub fields: Vec<FieldPlan>,
     pub max_total_bytes: Option<(usize, ErrorReason)>,
+    /// The largest protobuf encoding of a message within every field's
+    /// limits (unknown fields aside): the bound on what a request of this
+    /// type may cost to read.
+    pub max_wire_bytes: usize,
 }
 
 /// One declared route: an RPC and its upstream interface.
@@ -233,6 +279,7 @@ impl RouteTable {
                 }
                 let grpc_path = format!("/{}/{}", service.full_name(), method.name());
                 let request = compiler.message(&method.input())?;
+                check_fan_out(&request, method.full_name())?;
                 let response = compiler.message(&method.output())?;
                 let route = Route {
                     grpc_path: grpc_path.clone(),
@@ -337,6 +384,10 @@ impl PlanCompiler<'_> {
         }
         let plan = Arc::new(MessagePlan {
             descriptor: descriptor.clone(),
+            max_wire_bytes: fields
+                .iter()
+                .map(max_field_wire_bytes)
+                .fold(0, usize::saturating_add),
             fields,
             max_total_bytes: message_rules
                 .filter(|r| r.max_total_bytes > 0)
@@ -373,16 +424,7 @@ impl PlanCompiler<'_> {
             Kind::Message(message) if message.full_name() == "google.protobuf.Timestamp" => {
                 is_timestamp = true;
             }
-            Kind::Message(message)
-                if matches!(
-                    message.full_name(),
-                    "google.protobuf.Struct"
-                        | "google.protobuf.Value"
-                        | "google.protobuf.ListValue"
-                ) =>
-            {
-                is_free_form_json = true;
-            }
+            kind if free_form_json(&kind) => is_free_form_json = true,
             Kind::Message(message) => nested = Some(self.message(&message)?),
             Kind::Enum(enumeration) => enum_mapping = Some(self.enumeration(&enumeration)),
             _ => {}
@@ -397,7 +439,11 @@ impl PlanCompiler<'_> {
             },
             location,
             role: declared.role(),
-            rules: declared.rules.as_ref().map(Rules::compile),
+            rules: Some(Rules::of_field(
+                declared.rules.as_ref(),
+                &field,
+                declared.role(),
+            )),
             default_value: (!declared.default_value.is_empty())
                 .then(|| declared.default_value.clone()),
             nested,
@@ -441,5 +487,132 @@ impl PlanCompiler<'_> {
         self.enums
             .insert(descriptor.full_name().to_string(), mapping.clone());
         mapping
+    }
+}
+
+/// `google.protobuf.Struct`, `Value` or `ListValue`: free-form JSON.
+fn free_form_json(kind: &Kind) -> bool {
+    matches!(kind, Kind::Message(message) if matches!(
+        message.full_name(),
+        "google.protobuf.Struct" | "google.protobuf.Value" | "google.protobuf.ListValue"
+    ))
+}
+
+/// The most bytes `field` can take in an encoded message within its limits.
+fn max_field_wire_bytes(field: &FieldPlan) -> usize {
+    let rules = field.rules.as_ref();
+    let sized = rules
+        .and_then(|r| r.max_bytes.or(r.exact_bytes))
+        .unwrap_or(DEFAULT_MAX_BYTES);
+    let item = match field.field.kind() {
+        Kind::String | Kind::Bytes => sized,
+        _ if field.is_free_form_json => sized,
+        // seconds and nanos, each a tag and a varint.
+        _ if field.is_timestamp => 22,
+        Kind::Message(_) => field.nested.as_ref().map_or(0, |plan| plan.max_wire_bytes),
+        // A varint or a fixed64 at most.
+        _ => 10,
+    };
+    let items = if field.field.is_list() {
+        rules.and_then(|r| r.max_items).unwrap_or(DEFAULT_MAX_ITEMS)
+    } else {
+        1
+    };
+    item.saturating_add(FIELD_OVERHEAD).saturating_mul(items)
+}
+
+/// A route's declared list bound over its batch size: how many upstream calls
+/// one request may become.
+fn check_fan_out(request: &MessagePlan, rpc: &str) -> Result<(), RouteDeclarationError> {
+    for field in &request.fields {
+        let (Some(batch), Some(max)) = (
+            field.batch_size,
+            field.rules.as_ref().and_then(|r| r.max_items),
+        ) else {
+            continue;
+        };
+        let calls = max.div_ceil(batch);
+        if calls > MAX_FAN_OUT_CALLS {
+            return Err(RouteDeclarationError::FanOutTooWide {
+                rpc: rpc.to_string(),
+                calls,
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The request size gamegate accepts by default: every route's declared
+    /// limits must fit in it, or its largest valid request would be refused.
+    const DEFAULT_REQUEST_CAP: usize = 1024 * 1024;
+
+    #[test]
+    fn every_routes_largest_request_fits_the_default_size_cap() {
+        let table = RouteTable::from_pool(&proto::DESCRIPTOR_POOL).expect("the routes compile");
+        let mut sizes: Vec<(usize, &str)> = table
+            .routes
+            .values()
+            .map(|route| (route.request.max_wire_bytes, route.grpc_path.as_str()))
+            .collect();
+        sizes.sort();
+        let over: Vec<_> = sizes
+            .iter()
+            .filter(|(size, _)| *size > DEFAULT_REQUEST_CAP)
+            .collect();
+        assert!(
+            over.is_empty(),
+            "over {DEFAULT_REQUEST_CAP} bytes: {over:?}"
+        );
+        let (largest, path) = sizes.last().expect("routes");
+        assert!(
+            *largest > 64 * 1024,
+            "the largest is {path}: {largest} bytes"
+        );
+    }
+
+    #[test]
+    fn a_list_may_not_fan_out_into_more_calls_than_allowed() {
+        let plan_of = |max_items: u32| {
+            let descriptor = proto::DESCRIPTOR_POOL
+                .get_message_by_name("gamegate.v1.GetQqFriendsVipRequest")
+                .unwrap();
+            let extensions = Extensions {
+                route: proto::DESCRIPTOR_POOL
+                    .get_extension_by_name("gamegate.v1.route")
+                    .unwrap(),
+                upstream: proto::DESCRIPTOR_POOL
+                    .get_extension_by_name("gamegate.v1.upstream")
+                    .unwrap(),
+                message_rules: proto::DESCRIPTOR_POOL
+                    .get_extension_by_name("gamegate.v1.message_rules")
+                    .unwrap(),
+                upstream_value: proto::DESCRIPTOR_POOL
+                    .get_extension_by_name("gamegate.v1.upstream_value")
+                    .unwrap(),
+            };
+            let plan = PlanCompiler {
+                extensions: &extensions,
+                messages: HashMap::new(),
+                enums: HashMap::new(),
+            }
+            .message(&descriptor)
+            .unwrap();
+            let mut plan = Arc::try_unwrap(plan).unwrap_or_else(|_| panic!("one owner"));
+            for field in &mut plan.fields {
+                if let (Some(_), Some(rules)) = (field.batch_size, field.rules.as_mut()) {
+                    rules.max_items = Some(max_items as usize);
+                }
+            }
+            check_fan_out(&plan, "GetQqFriendsVip")
+        };
+        assert!(plan_of(490).is_ok(), "10 calls of 49");
+        assert!(matches!(
+            plan_of(491),
+            Err(RouteDeclarationError::FanOutTooWide { calls: 11, .. })
+        ));
     }
 }

@@ -200,6 +200,13 @@ pub fn transport_error(
             status,
         };
     }
+    if error.answer_malformed() {
+        return GatewayError::Malformed {
+            platform,
+            endpoint,
+            detail: error.to_string(),
+        };
+    }
     if error.is_timeout() {
         return GatewayError::Timeout {
             platform,

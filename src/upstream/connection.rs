@@ -18,7 +18,7 @@ use tokio::{
 use tokio_rustls::client::TlsStream;
 
 use super::{
-    FIRST_READ, MAX_BODY_BYTES, MAX_HEAD_BYTES, MAX_HEADERS,
+    FIRST_READ, MAX_HEAD_BYTES, MAX_HEADERS,
     error::{ErrorKind, Progress},
 };
 
@@ -44,6 +44,8 @@ pub(super) struct Connection {
     pub idle_since: Instant,
     /// Whether any byte of the current answer arrived.
     answer_started: bool,
+    /// The largest answer body read, checked as it arrives.
+    max_body: usize,
 }
 
 impl Connection {
@@ -60,12 +62,13 @@ impl Connection {
         )
     }
 
-    pub fn new(stream: Stream) -> Self {
+    pub fn new(stream: Stream, max_body: usize) -> Self {
         Connection {
             stream,
             buffer: BytesMut::new(),
             idle_since: Instant::now(),
             answer_started: false,
+            max_body,
         }
     }
 
@@ -136,8 +139,8 @@ impl Connection {
                 Framing::Chunked => self.read_chunked().await?,
                 Framing::UntilClose => {
                     while self.fill().await? > 0 {
-                        if self.buffer.len() > MAX_BODY_BYTES {
-                            return Err(ErrorKind::TooLarge(MAX_BODY_BYTES));
+                        if self.buffer.len() > self.max_body {
+                            return Err(ErrorKind::TooLarge(self.max_body));
                         }
                     }
                     self.buffer.split().freeze()
@@ -180,8 +183,8 @@ impl Connection {
     }
 
     async fn read_length(&mut self, length: usize) -> Result<Bytes, ErrorKind> {
-        if length > MAX_BODY_BYTES {
-            return Err(ErrorKind::TooLarge(MAX_BODY_BYTES));
+        if length > self.max_body {
+            return Err(ErrorKind::TooLarge(self.max_body));
         }
         if self.buffer.capacity() < length {
             self.buffer.reserve(length - self.buffer.len());
@@ -212,8 +215,8 @@ impl Connection {
                 self.skip_trailers().await?;
                 return Ok(body.freeze());
             }
-            if size > MAX_BODY_BYTES - body.len() {
-                return Err(ErrorKind::TooLarge(MAX_BODY_BYTES));
+            if size > self.max_body - body.len() {
+                return Err(ErrorKind::TooLarge(self.max_body));
             }
             while self.buffer.len() < size + 2 {
                 self.fill_or_closed().await?;

@@ -77,6 +77,7 @@ pub struct Progress {
 pub struct Error {
     kind: ErrorKind,
     request_written: bool,
+    answer_started: bool,
     answer_complete: bool,
 }
 
@@ -86,6 +87,7 @@ impl Error {
         Error {
             kind,
             request_written: progress.request_written || answer_complete,
+            answer_started: progress.answer_started || answer_complete,
             answer_complete,
         }
     }
@@ -103,6 +105,16 @@ impl Error {
     /// fails after one did).
     pub fn answer_complete(&self) -> bool {
         self.answer_complete
+    }
+
+    /// Whether the platform answered, but not with valid HTTP/1.1 within the
+    /// limits: bad framing, an answer over the size limit, or one cut short.
+    pub fn answer_malformed(&self) -> bool {
+        match self.kind {
+            ErrorKind::Protocol(_) | ErrorKind::TooLarge(_) => true,
+            ErrorKind::ClosedEarly | ErrorKind::Io(_) => self.answer_started,
+            _ => false,
+        }
     }
 
     pub fn is_timeout(&self) -> bool {

@@ -63,7 +63,10 @@ const MAX_IDLE_PER_BASE: usize = 256;
 const FIRST_READ: usize = 2048;
 const MAX_HEAD_BYTES: usize = 64 * 1024;
 const MAX_HEADERS: usize = 64;
-const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+/// The largest answer body a platform may send unless configured otherwise:
+/// the largest documented answers (friend lists of a few hundred entries) are
+/// tens of KiB, and every byte of an answer costs more once parsed.
+pub const DEFAULT_MAX_ANSWER_BYTES: usize = 512 * 1024;
 
 /// A body to send and its content type.
 pub struct OutgoingBody {
@@ -96,8 +99,19 @@ impl UpstreamHttp {
         http
     }
 
-    /// The upstream at `base_url`, with its own connection pool.
+    /// The upstream at `base_url`, with its own connection pool and the
+    /// default answer size limit.
     pub fn upstream(&self, base_url: &str) -> Result<Upstream, InvalidBaseUrl> {
+        self.upstream_limited(base_url, DEFAULT_MAX_ANSWER_BYTES)
+    }
+
+    /// The upstream at `base_url`, accepting answer bodies of at most
+    /// `max_answer_bytes`.
+    pub fn upstream_limited(
+        &self,
+        base_url: &str,
+        max_answer_bytes: usize,
+    ) -> Result<Upstream, InvalidBaseUrl> {
         let base = BaseUrl::parse(base_url)?;
         let tls = if base.tls {
             let connector = self
@@ -121,6 +135,7 @@ impl UpstreamHttp {
                 base,
                 tls,
                 idle: Mutex::new(VecDeque::new()),
+                max_answer_bytes,
             }),
         })
     }
@@ -160,6 +175,8 @@ struct UpstreamInner {
     tls: Option<(TlsConnector, ServerName<'static>)>,
     /// Oldest at the front; calls take the most recently used.
     idle: Mutex<VecDeque<Connection>>,
+    /// The largest answer body accepted, enforced while it is read.
+    max_answer_bytes: usize,
 }
 
 impl Upstream {
@@ -328,7 +345,7 @@ impl Upstream {
                 Stream::Tls(Box::new(tls))
             }
         };
-        Ok(Connection::new(stream))
+        Ok(Connection::new(stream, self.inner.max_answer_bytes))
     }
 }
 

@@ -6,6 +6,8 @@ mod common;
 mod dawanka;
 mod deadline;
 mod health_reflection;
+mod hostile;
+mod memory;
 mod msdk_auth;
 mod msdk_freeflow;
 mod msdk_profile;

@@ -871,11 +871,11 @@ async fn long_fopenid_lists_are_split_into_calls_of_49_and_merged_in_order() {
     // 49 + 49 + 22: three upstream calls (the platform refuses more than 49 with -1002).
     assert_eq!(harness.requests(VIP_PATH).await, 3);
 
-    // The local ceiling is 1000 openids.
+    // The local ceiling is 490 openids (10 calls of 49).
     let error = expect_error(
         harness
             .relation()
-            .get_qq_friends_vip(vip_request(vec![demo::MSDK_QQ_BOB_OPENID.into(); 1001]))
+            .get_qq_friends_vip(vip_request(vec![demo::MSDK_QQ_BOB_OPENID.into(); 491]))
             .await,
         Code::InvalidArgument,
         "FIELD_INVALID",

@@ -60,7 +60,7 @@ pub fn build(
         (appid.clone(), keys)
     });
     let client = MsdkClient {
-        upstream: http.upstream(&section.base_url)?,
+        upstream: http.upstream_limited(&section.base_url, section.max_answer_bytes)?,
         apps: Apps::new(PLATFORM, apps),
     };
     Ok(ConfiguredPlatform::new(

@@ -33,7 +33,7 @@ pub fn build(
     http: &UpstreamHttp,
 ) -> Result<ConfiguredPlatform, upstream::InvalidBaseUrl> {
     let client = OpenApiClient {
-        upstream: http.upstream(&section.base_url)?,
+        upstream: http.upstream_limited(&section.base_url, section.max_answer_bytes)?,
         appkeys: Apps::new(
             PLATFORM,
             section
