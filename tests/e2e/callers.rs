@@ -3,16 +3,13 @@
 
 use gamegate::{
     config::Caller,
-    proto::{
-        DawankaDataVersion, GetDawankaInfoRequest, KeyValue, MiniGameUser, QqGameUser,
-        SetUserStorageRequest,
-    },
+    proto::{DawankaDataVersion, GetDawankaInfoRequest, QqGameUser, SetUserStorageRequest},
 };
 use secrecy::SecretString;
 use tonic::{Code, Request};
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
-use crate::common::{Harness, demo, expect_error};
+use crate::common::{Harness, alice_stores, demo, expect_error};
 
 const LOBBY_TOKEN: &str = "lobby-server-token-0123456789";
 
@@ -25,17 +22,7 @@ fn with_token<T>(message: T, token: &str) -> Request<T> {
 }
 
 fn storage_request() -> SetUserStorageRequest {
-    SetUserStorageRequest {
-        app_id: demo::MINIGAME_APPID.into(),
-        user: Some(MiniGameUser {
-            openid: demo::MINIGAME_ALICE_OPENID.into(),
-            session_key: demo::MINIGAME_ALICE_SESSION_KEY.into(),
-        }),
-        kv_list: vec![KeyValue {
-            key: "score".into(),
-            value: "1".into(),
-        }],
-    }
+    alice_stores("score", "1")
 }
 
 #[tokio::test]

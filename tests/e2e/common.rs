@@ -6,7 +6,8 @@ use gamegate::{
     app::RunningGateway,
     config::Config,
     proto::{
-        auth_service_client::AuthServiceClient, dawanka_service_client::DawankaServiceClient,
+        KeyValue, MiniGameUser, SetUserStorageRequest, auth_service_client::AuthServiceClient,
+        dawanka_service_client::DawankaServiceClient,
         relation_service_client::RelationServiceClient,
         storage_service_client::StorageServiceClient,
     },
@@ -245,4 +246,19 @@ pub fn expect_error<T: std::fmt::Debug>(
         "status: {status:?}"
     );
     error
+}
+
+/// The demo mini-game player alice storing one pair.
+pub fn alice_stores(key: &str, value: &str) -> SetUserStorageRequest {
+    SetUserStorageRequest {
+        app_id: demo::MINIGAME_APPID.into(),
+        user: Some(MiniGameUser {
+            openid: demo::MINIGAME_ALICE_OPENID.into(),
+            session_key: demo::MINIGAME_ALICE_SESSION_KEY.into(),
+        }),
+        kv_list: vec![KeyValue {
+            key: key.into(),
+            value: value.into(),
+        }],
+    }
 }

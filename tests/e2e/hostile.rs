@@ -9,7 +9,7 @@ use std::{net::SocketAddr, time::Duration};
 use bytes::Bytes;
 use gamegate::{
     config::Caller,
-    proto::{GetQqFriendsVipRequest, KeyValue, MiniGameUser, QqUserLogin, SetUserStorageRequest},
+    proto::{GetQqFriendsVipRequest, QqUserLogin, SetUserStorageRequest},
 };
 use http::{HeaderMap, StatusCode};
 use secrecy::SecretString;
@@ -21,24 +21,14 @@ use tokio::{
 use tonic::{Code, Request, Status};
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
-use crate::common::{Harness, demo, expect_error, rich};
+use crate::common::{Harness, alice_stores, demo, expect_error, rich};
 
 const SET_PATH: &str = "/api/openDataContext/set_user_storage";
 const SET_RPC: &str = "/gamegate.v1.StorageService/SetUserStorage";
 const TOKEN: &str = "hostile-suite-caller-token-0123";
 
 fn set_request(value_len: usize) -> SetUserStorageRequest {
-    SetUserStorageRequest {
-        app_id: demo::MINIGAME_APPID.into(),
-        user: Some(MiniGameUser {
-            openid: demo::MINIGAME_ALICE_OPENID.into(),
-            session_key: demo::MINIGAME_ALICE_SESSION_KEY.into(),
-        }),
-        kv_list: vec![KeyValue {
-            key: "score".into(),
-            value: "1".repeat(value_len),
-        }],
-    }
+    alice_stores("score", &"1".repeat(value_len))
 }
 
 fn vip_request(fopenids: usize) -> GetQqFriendsVipRequest {

@@ -4,26 +4,16 @@
 use std::time::Duration;
 
 use futures::future::join_all;
-use gamegate::proto::{KeyValue, MiniGameUser, SetUserStorageRequest};
+use gamegate::proto::SetUserStorageRequest;
 use serde_json::json;
 use tonic::Code;
 
-use crate::common::{Harness, demo, expect_error};
+use crate::common::{Harness, alice_stores, demo, expect_error};
 
 const SET_PATH: &str = "/api/openDataContext/set_user_storage";
 
 fn request(key: &str) -> SetUserStorageRequest {
-    SetUserStorageRequest {
-        app_id: demo::MINIGAME_APPID.into(),
-        user: Some(MiniGameUser {
-            openid: demo::MINIGAME_ALICE_OPENID.into(),
-            session_key: demo::MINIGAME_ALICE_SESSION_KEY.into(),
-        }),
-        kv_list: vec![KeyValue {
-            key: key.into(),
-            value: "1".into(),
-        }],
-    }
+    alice_stores(key, "1")
 }
 
 async fn burst(harness: &Harness, calls: usize) {
