@@ -6,9 +6,11 @@
 //! output with a control character in it ([`EscapingFields`] for text,
 //! [`JsonEscaping`] for JSON): a caller's newline cannot forge a line, nor its
 //! escape sequence drive a terminal. Colours are used on a terminal only (and
-//! not with `NO_COLOR`).
+//! not with `NO_COLOR`). Repeated lines of one kind are limited with a
+//! [`LogLimiter`].
 
 mod escape;
+mod limiter;
 
 use std::{io::IsTerminal, str::FromStr};
 
@@ -20,7 +22,10 @@ use tracing_subscriber::{
     util::{SubscriberInitExt, TryInitError},
 };
 
-pub use self::escape::{EscapingFields, EscapingVisitor, JsonEscaping, JsonEscapingWrite};
+pub use self::{
+    escape::{EscapingFields, EscapingVisitor, JsonEscaping, JsonEscapingWrite},
+    limiter::{Admit, LogLimiter},
+};
 
 /// The environment variable holding the log filter (`tracing` directives).
 pub const LOG_FILTER_VARIABLE: &str = "GAMEGATE_LOG";
