@@ -47,7 +47,12 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    telemetry::init_logging();
+    // First, so that what reading the configuration logs (the environment
+    // variables it ignores) reaches the log.
+    if let Err(error) = telemetry::init_logging() {
+        eprintln!("gamegate: {error}");
+        return ExitCode::FAILURE;
+    }
     let cli = Cli::parse();
     let result = match cli.command.unwrap_or(Command::Serve {
         config: None,

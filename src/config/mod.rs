@@ -2,12 +2,22 @@
 //! budget) and their apps' secrets, read once from a TOML file and the
 //! environment (`GAMEGATE_` prefix, `__` between levels), validated before any
 //! port is bound. Secrets are `SecretString`s: their Debug output is redacted.
+//!
+//! Of the environment, only the `GAMEGATE_*` variables whose first
+//! `__`-separated part is a top-level key of [`Config`] are configuration
+//! (`GAMEGATE_LISTEN`, `GAMEGATE_QQ_OPENAPI__APPS__1110766236__APPKEY`). The
+//! others are ignored, with a debug line naming each (never its value):
+//! Kubernetes gives every pod `GAMEGATE_SERVICE_HOST`, `GAMEGATE_PORT` and the
+//! like for a Service named `gamegate`, and they must not stop it from
+//! starting. A configuration key that does not parse is an error that names
+//! its variable.
 
 use std::{collections::BTreeMap, net::SocketAddr, path::Path, time::Duration};
 
 use figment::{
-    Figment,
+    Figment, Metadata, Profile, Provider,
     providers::{Env, Format, Toml},
+    value::{Dict, Map},
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -223,9 +233,9 @@ impl Config {
             }
             figment = figment.merge(Toml::file(path));
         }
+        report_ignored_environment();
         let config: Config = figment
-            // GAMEGATE_LOG is the log filter, read by main, not configuration.
-            .merge(Env::prefixed("GAMEGATE_").ignore(&["LOG"]).split("__"))
+            .merge(Environment::configuration())
             .extract()
             .map_err(Box::new)?;
         config.validate()?;
@@ -361,6 +371,123 @@ impl Config {
     }
 }
 
+/// The prefix of gamegate's environment variables.
+pub const ENV_PREFIX: &str = "GAMEGATE_";
+/// What separates the levels of a nested key in a variable's name.
+const ENV_LEVEL_SEPARATOR: &str = "__";
+
+/// The top-level keys of [`Config`], read from its `Deserialize` impl so that
+/// they cannot drift from the struct.
+fn top_level_keys() -> &'static [&'static str] {
+    use serde::de::{self, Visitor};
+
+    /// A deserializer that only records the field names serde asks a struct
+    /// for, and then fails.
+    struct FieldNames<'a>(&'a mut &'static [&'static str]);
+
+    impl<'de> de::Deserializer<'de> for FieldNames<'_> {
+        type Error = de::value::Error;
+
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+            Err(de::Error::custom("only a struct's field names are read"))
+        }
+
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            fields: &'static [&'static str],
+            _visitor: V,
+        ) -> Result<V::Value, Self::Error> {
+            *self.0 = fields;
+            Err(de::Error::custom("field names read"))
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map
+            enum identifier ignored_any
+        }
+    }
+
+    static KEYS: std::sync::LazyLock<&'static [&'static str]> = std::sync::LazyLock::new(|| {
+        let mut fields: &'static [&'static str] = &[];
+        let _ = Config::deserialize(FieldNames(&mut fields));
+        fields
+    });
+    *KEYS
+}
+
+/// Whether `key`, a variable's name without [`ENV_PREFIX`], is configuration.
+fn is_configuration_key(key: &str) -> bool {
+    let top = key
+        .split(ENV_LEVEL_SEPARATOR)
+        .next()
+        .unwrap_or_default()
+        .trim();
+    top_level_keys()
+        .iter()
+        .any(|known| known.eq_ignore_ascii_case(top))
+}
+
+/// The name of a variable without [`ENV_PREFIX`], matched as figment matches
+/// it (ASCII case ignored).
+fn strip_env_prefix(name: &str) -> Option<&str> {
+    let head = name.get(..ENV_PREFIX.len())?;
+    head.eq_ignore_ascii_case(ENV_PREFIX)
+        .then_some(&name[ENV_PREFIX.len()..])
+}
+
+/// One debug line per `GAMEGATE_*` variable that is neither configuration nor
+/// one of telemetry's, naming the variable only: its value may be anything.
+fn report_ignored_environment() {
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        let name = name.trim();
+        let Some(key) = strip_env_prefix(name) else {
+            continue;
+        };
+        let telemetry = crate::telemetry::VARIABLES
+            .iter()
+            .any(|variable| variable.eq_ignore_ascii_case(name));
+        if !telemetry && !is_configuration_key(key) {
+            tracing::debug!(
+                variable = name,
+                "ignoring an environment variable that is not gamegate configuration"
+            );
+        }
+    }
+}
+
+/// The configuration keys of the environment, as figment's `Env` reads them,
+/// with errors that name the variable (figment's own `Env` would say
+/// `for key "LISTEN"`, here it says `for key "GAMEGATE_LISTEN"`).
+struct Environment(Env);
+
+impl Environment {
+    fn configuration() -> Environment {
+        Environment(
+            Env::prefixed(ENV_PREFIX)
+                .filter(|key| is_configuration_key(key.as_str()))
+                .split(ENV_LEVEL_SEPARATOR),
+        )
+    }
+}
+
+impl Provider for Environment {
+    fn metadata(&self) -> Metadata {
+        Metadata::named("the environment").interpolater(|_: &Profile, keys: &[&str]| {
+            format!(
+                "{ENV_PREFIX}{}",
+                keys.join(ENV_LEVEL_SEPARATOR).to_ascii_uppercase()
+            )
+        })
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        self.0.data()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -390,6 +517,120 @@ mod tests {
                 !format!("{platform:?}").contains("from-the-env"),
                 "Debug redacts"
             );
+            Ok(())
+        });
+    }
+}
+
+#[cfg(test)]
+mod environment_tests {
+    use super::*;
+
+    /// What Kubernetes sets in every pod of a namespace with a Service named
+    /// `gamegate` (port 50051, named `grpc`).
+    const KUBERNETES_SERVICE_VARIABLES: [(&str, &str); 8] = [
+        ("GAMEGATE_SERVICE_HOST", "10.0.0.1"),
+        ("GAMEGATE_SERVICE_PORT", "50051"),
+        ("GAMEGATE_SERVICE_PORT_GRPC", "50051"),
+        ("GAMEGATE_PORT", "tcp://10.0.0.1:50051"),
+        ("GAMEGATE_PORT_50051_TCP", "tcp://10.0.0.1:50051"),
+        ("GAMEGATE_PORT_50051_TCP_PROTO", "tcp"),
+        ("GAMEGATE_PORT_50051_TCP_PORT", "50051"),
+        ("GAMEGATE_PORT_50051_TCP_ADDR", "10.0.0.1"),
+    ];
+
+    #[test]
+    fn the_top_level_keys_are_read_from_the_struct() {
+        assert_eq!(
+            top_level_keys(),
+            [
+                "listen",
+                "shutdown_grace_ms",
+                "max_concurrent_calls_per_connection",
+                "callers",
+                "qq_minigame",
+                "qq_openapi",
+                "msdk",
+            ]
+        );
+    }
+
+    #[test]
+    fn only_configuration_keys_are_configuration() {
+        for key in [
+            "LISTEN",
+            "listen",
+            "MSDK__BASE_URL",
+            "QQ_OPENAPI__APPS__1110766236__APPKEY",
+        ] {
+            assert!(is_configuration_key(key), "{key}");
+        }
+        for key in [
+            "SERVICE_HOST",
+            "PORT",
+            "PORT_50051_TCP",
+            "LOG",
+            "LOG_FORMAT",
+            "LISTEN_ADDR",
+            "MSDK_SERVICE_HOST",
+            "",
+        ] {
+            assert!(!is_configuration_key(key), "{key}");
+        }
+        assert_eq!(strip_env_prefix("gamegate_listen"), Some("listen"));
+        assert_eq!(strip_env_prefix("GAME"), None);
+        assert_eq!(strip_env_prefix("GAMEGATE\u{e9}x"), None);
+    }
+
+    #[test]
+    // figment's Jail fixes the closure's error type.
+    #[allow(clippy::result_large_err)]
+    fn kubernetes_service_variables_are_ignored_and_nested_keys_still_read() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "gamegate.toml",
+                "[qq_openapi]\nbase_url = \"https://openapi.minigame.qq.com\"\n",
+            )?;
+            for (name, value) in KUBERNETES_SERVICE_VARIABLES {
+                jail.set_env(name, value);
+            }
+            jail.set_env("GAMEGATE_LOG_FORMAT", "json");
+            jail.set_env("GAMEGATE_LISTEN", "127.0.0.1:6000");
+            jail.set_env(
+                "GAMEGATE_QQ_OPENAPI__APPS__1110766236__APPKEY",
+                "from-the-env",
+            );
+            let config = Config::load(Some(Path::new("gamegate.toml")))
+                .map_err(|e| figment::Error::from(e.to_string()))?;
+            assert_eq!(config.listen, SocketAddr::from(([127, 0, 0, 1], 6000)));
+            assert_eq!(
+                config.qq_openapi.expect("qq_openapi configured").apps["1110766236"]
+                    .appkey
+                    .expose_secret(),
+                "from-the-env"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn a_configuration_variable_that_does_not_parse_is_named() {
+        figment::Jail::expect_with(|jail| {
+            for (name, value) in KUBERNETES_SERVICE_VARIABLES {
+                jail.set_env(name, value);
+            }
+            jail.set_env("GAMEGATE_LISTEN", "not-an-address");
+            let error = Config::load(None)
+                .expect_err("a bad listen address")
+                .to_string();
+            assert!(error.contains("GAMEGATE_LISTEN"), "{error}");
+
+            jail.set_env("GAMEGATE_LISTEN", "127.0.0.1:6000");
+            jail.set_env("GAMEGATE_MSDK__BASE_URL", "http://127.0.0.1:9");
+            jail.set_env("GAMEGATE_MSDK__BUDGET_MS", "soon");
+            let error = Config::load(None).expect_err("a bad budget").to_string();
+            assert!(error.contains("GAMEGATE_MSDK__BUDGET_MS"), "{error}");
             Ok(())
         });
     }

@@ -22,6 +22,8 @@ use crate::{
     errors::GatewayError,
     plan::{self, Route},
     platform::PlatformRegistry,
+    proto::ErrorReason,
+    telemetry::{Admit, LogLimiter},
 };
 
 /// When a call must be answered: the caller's own timeout, counted from the
@@ -119,6 +121,12 @@ impl Core {
     }
 }
 
+/// The failure lines of [`record`], per reason: a burst of five, then one a
+/// second, each with the count of those left out before it. 2,000 wrong tokens
+/// a second write a line a second, and do not hide another reason's failures.
+/// Keyed by the reason, a fixed set, never by what the caller sent.
+static FAILURE_LINES: LogLimiter<ErrorReason> = LogLimiter::new(5, Duration::from_secs(1));
+
 /// Records the outcome of one call, whatever protocol carried it and whether
 /// it reached [`Core::execute`] (an unauthenticated call does not).
 pub fn record(route: &Route, received_at: Instant, outcome: &Result<DynamicMessage, GatewayError>) {
@@ -134,13 +142,19 @@ pub fn record(route: &Route, received_at: Instant, outcome: &Result<DynamicMessa
                 GatewayError::InvalidRequest { .. } => {
                     tracing::debug!(rpc = %route.grpc_path, reason, %error, "rpc refused")
                 }
-                _ => tracing::warn!(
-                    rpc = %route.grpc_path,
-                    endpoint = %route.path,
-                    reason,
-                    %error,
-                    "rpc failed"
-                ),
+                _ => {
+                    let admit = FAILURE_LINES.admit(error.reason());
+                    if admit != Admit::Suppress {
+                        tracing::warn!(
+                            rpc = %route.grpc_path,
+                            endpoint = %route.path,
+                            reason,
+                            %error,
+                            suppressed = admit.suppressed(),
+                            "rpc failed"
+                        )
+                    }
+                }
             }
         }
     }

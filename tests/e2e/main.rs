@@ -5,6 +5,7 @@ mod callers;
 mod common;
 mod dawanka;
 mod deadline;
+mod env_and_logs;
 mod health_reflection;
 mod hostile;
 mod memory;
