@@ -547,6 +547,7 @@ mod environment_tests {
                 "listen",
                 "shutdown_grace_ms",
                 "max_concurrent_calls_per_connection",
+                "limits",
                 "callers",
                 "qq_minigame",
                 "qq_openapi",

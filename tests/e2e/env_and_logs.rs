@@ -329,9 +329,19 @@ fn assert_no_forged_line(format: &str, output: &Output) {
 
 #[tokio::test]
 async fn a_callers_newlines_and_escapes_never_reach_the_log_in_text_or_json() {
+    // An app id may hold letters, digits and underscores only, so these are
+    // refused before any lookup; the refusal is logged (at debug) without a
+    // forged line, in both formats. The subscriber's escaping of any value
+    // that does reach a line is tested in `telemetry::escape`.
     for format in ["text", "json"] {
-        let mut gamegate =
-            Gamegate::spawn("serve", NO_UPSTREAM, &[("GAMEGATE_LOG_FORMAT", format)]);
+        let mut gamegate = Gamegate::spawn(
+            "serve",
+            NO_UPSTREAM,
+            &[
+                ("GAMEGATE_LOG_FORMAT", format),
+                ("GAMEGATE_LOG", "info,gamegate=debug"),
+            ],
+        );
         let mut seen = Vec::new();
         let addr = gamegate.serving(&mut seen);
         let mut storage = StorageServiceClient::new(connect(addr).await);
@@ -339,41 +349,18 @@ async fn a_callers_newlines_and_escapes_never_reach_the_log_in_text_or_json() {
             let status = storage
                 .set_user_storage(storage_request(app_id))
                 .await
-                .expect_err("no such app");
-            assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+                .expect_err("not an app id");
+            assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
         }
         let output = gamegate.stop(seen);
 
         assert_no_forged_line(format, &output);
-        let failures = output.containing("rpc failed");
-        assert_eq!(failures.len(), 2, "{format}: {:?}", output.text());
-        match format {
-            "text" => {
-                assert!(
-                    failures[0].contains(r"app with id x\nFORGED line \u{1b}[2J is configured"),
-                    "escaped in place: {}",
-                    failures[0]
-                );
-                assert!(
-                    failures[1].contains(r"y\u{9b}2J\u{7f}\u{2028}FORGED line\r\nFORGED too"),
-                    "escaped in place: {}",
-                    failures[1]
-                );
-            }
-            _ => {
-                for line in output.text() {
-                    serde_json::from_str::<serde_json::Value>(&line)
-                        .unwrap_or_else(|e| panic!("not one json object ({e}): {line}"));
-                }
-                for (line, app_id) in failures.iter().zip([FORGED, FORGED_UNICODE]) {
-                    let event: serde_json::Value = serde_json::from_str(line).unwrap();
-                    assert_eq!(event["fields"]["message"], "rpc failed");
-                    let error = event["fields"]["error"].as_str().unwrap();
-                    assert!(
-                        error.contains(&format!("app with id {app_id} is configured")),
-                        "json keeps the value, escaped: {error:?}"
-                    );
-                }
+        let refusals = output.containing("rpc refused");
+        assert_eq!(refusals.len(), 2, "{format}: {:?}", output.text());
+        if format == "json" {
+            for line in output.text() {
+                serde_json::from_str::<serde_json::Value>(&line)
+                    .unwrap_or_else(|e| panic!("not one json object ({e}): {line}"));
             }
         }
     }
