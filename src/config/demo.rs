@@ -8,8 +8,8 @@ use gamegate_sandbox::demo;
 use secrecy::SecretString;
 
 use super::{
-    Config, MiniGameApp, MiniGamePlatform, MsdkApp, MsdkPlatform, OpenApiApp, OpenApiPlatform,
-    default_max_concurrent_calls_per_connection, default_minigame_budget_ms,
+    Config, ListenerLimits, MiniGameApp, MiniGamePlatform, MsdkApp, MsdkPlatform, OpenApiApp,
+    OpenApiPlatform, default_max_concurrent_calls_per_connection, default_minigame_budget_ms,
     default_msdk_budget_ms, default_msdk_encode, default_openapi_budget_ms,
     default_shutdown_grace_ms,
 };
@@ -22,6 +22,7 @@ impl Config {
             listen,
             shutdown_grace_ms: default_shutdown_grace_ms(),
             max_concurrent_calls_per_connection: default_max_concurrent_calls_per_connection(),
+            listener: ListenerLimits::default(),
             callers: Vec::new(),
             qq_minigame: Some(MiniGamePlatform {
                 base_url: sandbox_url.to_string(),

@@ -1,5 +1,5 @@
-//! Typed configuration: listen address, upstream platforms (base URL, answer
-//! budget) and their apps' secrets, read once from a TOML file and the
+//! Typed configuration: listen address and listener limits, upstream platforms
+//! (base URL, answer budget) and their apps' secrets, read once from a TOML file and the
 //! environment (`GAMEGATE_` prefix, `__` between levels), validated before any
 //! port is bound. Secrets are `SecretString`s: their Debug output is redacted.
 
@@ -15,6 +15,9 @@ use thiserror::Error;
 
 #[cfg(feature = "sandbox")]
 mod demo;
+mod listener;
+
+pub use self::listener::ListenerLimits;
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -35,8 +38,13 @@ pub struct Config {
     pub shutdown_grace_ms: u64,
     /// Calls served at once on one client connection; beyond that gamegate sheds
     /// load with UNAVAILABLE rather than queueing without bound.
+    /// (h2 refuses streams past `listener.max_concurrent_streams` before they
+    /// are calls, so a value above that one never sheds.)
     #[serde(default = "default_max_concurrent_calls_per_connection")]
     pub max_concurrent_calls_per_connection: usize,
+    /// What clients may hold of the listener: connections, streams, time.
+    #[serde(default)]
+    pub listener: ListenerLimits,
     /// The game servers allowed to call gamegate. Empty: every caller may use
     /// every app (the demo default; a warning is logged at start).
     #[serde(default)]
@@ -259,12 +267,26 @@ impl Config {
                 )));
             }
         }
+        self.listener.validate(self.longest_budget_ms())?;
         if self.max_concurrent_calls_per_connection == 0 {
             return Err(ConfigError::Invalid(
                 "max_concurrent_calls_per_connection must be at least 1".into(),
             ));
         }
         Ok(())
+    }
+
+    /// The longest budget of the configured platforms (0 with none).
+    fn longest_budget_ms(&self) -> u64 {
+        [
+            self.qq_minigame.as_ref().map(|p| p.budget_ms),
+            self.qq_openapi.as_ref().map(|p| p.budget_ms),
+            self.msdk.as_ref().map(|p| p.budget_ms),
+        ]
+        .into_iter()
+        .flatten()
+        .max()
+        .unwrap_or(0)
     }
 
     pub fn shutdown_grace(&self) -> Duration {
