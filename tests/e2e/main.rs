@@ -6,6 +6,7 @@ mod common;
 mod dawanka;
 mod deadline;
 mod health_reflection;
+mod listener;
 mod msdk_auth;
 mod msdk_freeflow;
 mod msdk_profile;
