@@ -32,7 +32,12 @@ use tonic_health::pb::{
 use crate::common::{Harness, demo};
 
 const MAGIC: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+const HEADERS: u8 = 0x1;
+const RST_STREAM: u8 = 0x3;
 const SETTINGS: u8 = 0x4;
+const ACK: u8 = 0x1;
+const END_HEADERS: u8 = 0x4;
+const REFUSED_STREAM: u32 = 0x7;
 const SETTINGS_MAX_CONCURRENT_STREAMS: u16 = 0x3;
 const SETTINGS_MAX_HEADER_LIST_SIZE: u16 = 0x6;
 
@@ -83,21 +88,35 @@ fn gateway_addr(harness: &Harness) -> SocketAddr {
     harness.gateway.as_ref().expect("gamegate runs").addr
 }
 
+/// One frame: kind, flags, stream id, payload.
+async fn read_frame(stream: &mut TcpStream) -> std::io::Result<(u8, u8, u32, Vec<u8>)> {
+    let mut header = [0u8; 9];
+    stream.read_exact(&mut header).await?;
+    let length = u32::from_be_bytes([0, header[0], header[1], header[2]]) as usize;
+    let stream_id = u32::from_be_bytes([header[5], header[6], header[7], header[8]]) & !(1 << 31);
+    let mut payload = vec![0u8; length];
+    stream.read_exact(&mut payload).await?;
+    Ok((header[3], header[4], stream_id, payload))
+}
+
+fn frame(kind: u8, flags: u8, stream_id: u32, payload: &[u8]) -> Vec<u8> {
+    let mut bytes = (payload.len() as u32).to_be_bytes()[1..].to_vec();
+    bytes.extend_from_slice(&[kind, flags]);
+    bytes.extend_from_slice(&stream_id.to_be_bytes());
+    bytes.extend_from_slice(payload);
+    bytes
+}
+
 /// The server's first SETTINGS frame, as identifier -> value.
 async fn server_settings(addr: SocketAddr) -> HashMap<u16, u32> {
     let mut stream = TcpStream::connect(addr).await.unwrap();
     stream.write_all(&client_preface()).await.unwrap();
     loop {
-        let mut header = [0u8; 9];
-        timeout(Duration::from_secs(5), stream.read_exact(&mut header))
+        let (kind, flags, _, payload) = timeout(Duration::from_secs(5), read_frame(&mut stream))
             .await
             .expect("the server sends its settings")
             .unwrap();
-        let length = u32::from_be_bytes([0, header[0], header[1], header[2]]) as usize;
-        let mut payload = vec![0u8; length];
-        stream.read_exact(&mut payload).await.unwrap();
-        let is_ack = header[4] & 0x1 != 0;
-        if header[3] == SETTINGS && !is_ack {
+        if kind == SETTINGS && flags & ACK == 0 {
             return payload
                 .chunks_exact(6)
                 .map(|entry| {
@@ -145,6 +164,92 @@ async fn the_server_advertises_its_stream_and_header_limits() {
     let harness = Harness::start_with(|config| config.listener.max_concurrent_streams = 8).await;
     let settings = server_settings(gateway_addr(&harness)).await;
     assert_eq!(settings.get(&SETTINGS_MAX_CONCURRENT_STREAMS), Some(&8));
+}
+
+/// A request's header block, every field a literal without indexing (HPACK
+/// 6.2.2), so that no encoder state is needed.
+fn request_headers(path: &str) -> Vec<u8> {
+    let mut block = Vec::new();
+    for (name, value) in [
+        (":method", "POST"),
+        (":scheme", "http"),
+        (":path", path),
+        (":authority", "127.0.0.1"),
+        ("content-type", "application/grpc"),
+        ("te", "trailers"),
+    ] {
+        block.push(0);
+        block.push(name.len() as u8);
+        block.extend_from_slice(name.as_bytes());
+        block.push(value.len() as u8);
+        block.extend_from_slice(value.as_bytes());
+    }
+    block
+}
+
+#[tokio::test]
+async fn streams_past_the_advertised_limit_are_refused_and_bodiless_ones_end_after_the_body_timeout()
+ {
+    let body_timeout = Duration::from_secs(1);
+    let harness = Harness::start_with(|config| {
+        config.listener.request_body_timeout_ms = body_timeout.as_millis() as u64;
+    })
+    .await;
+    let mut stream = TcpStream::connect(gateway_addr(&harness)).await.unwrap();
+    stream.write_all(&client_preface()).await.unwrap();
+    stream
+        .write_all(&frame(SETTINGS, ACK, 0, &[]))
+        .await
+        .unwrap();
+    // 300 requests on one connection whose bodies never come.
+    let headers = request_headers("/grpc.health.v1.Health/Check");
+    let mut requests = Vec::new();
+    for index in 0..300 {
+        requests.extend(frame(HEADERS, END_HEADERS, 2 * index + 1, &headers));
+    }
+    let sent_at = Instant::now();
+    stream.write_all(&requests).await.unwrap();
+
+    // The 44 past 256 are refused at once; the others are answered (with an
+    // error: no body came) once the body timeout has passed.
+    let mut refused = 0;
+    let mut answered = HashMap::new();
+    while refused + answered.len() < 300 {
+        let (kind, _, stream_id, payload) =
+            timeout(Duration::from_secs(10), read_frame(&mut stream))
+                .await
+                .expect("every stream is refused or answered within 10 s")
+                .unwrap();
+        match kind {
+            RST_STREAM
+                if u32::from_be_bytes(payload[..4].try_into().unwrap()) == REFUSED_STREAM =>
+            {
+                assert!(
+                    sent_at.elapsed() < body_timeout,
+                    "refused at once, not after {:?}",
+                    sent_at.elapsed()
+                );
+                refused += 1;
+            }
+            HEADERS => {
+                answered
+                    .entry(stream_id)
+                    .or_insert_with(|| sent_at.elapsed());
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(
+        refused, 44,
+        "streams past MAX_CONCURRENT_STREAMS are refused"
+    );
+    let earliest = answered.values().min().unwrap();
+    let latest = answered.values().max().unwrap();
+    eprintln!("256 bodiless streams answered {earliest:?} to {latest:?} after they opened");
+    assert!(
+        *earliest >= body_timeout - Duration::from_millis(50),
+        "answered before the body timeout: {earliest:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
