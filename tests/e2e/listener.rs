@@ -1,10 +1,11 @@
-//! Hostile input at the listener: stream and header limits advertised, idle
-//! and half-handshaken connections closed in time while real clients are
-//! served, the connection limit, descriptor exhaustion without a spinning
-//! accept loop, and memory given back once connections close. Every test
-//! talks to 127.0.0.1 only, with a bounded number of connections; the last two
-//! run the gamegate binary, so that its descriptor limit can be lowered and
-//! its CPU time and memory read from /proc.
+//! Hostile input at the listener: stream and header limits advertised and
+//! enforced (streams past the limit refused, bodiless ones ended), idle and
+//! half-handshaken connections closed in time while real clients are served,
+//! the connection limit, descriptor exhaustion without a spinning accept loop,
+//! and descriptors given back (memory reused) once connections close. Every
+//! test talks to 127.0.0.1 only, with a bounded number of connections; the
+//! last two run the gamegate binary, so that its descriptor limit can be
+//! lowered and its CPU time and memory read from /proc.
 
 use std::{
     collections::HashMap,
