@@ -1,8 +1,9 @@
 //! Building and running gamegate from a configuration: the route table, the
 //! state store, the platform registry, the core and the gRPC adapter, health and
-//! reflection, all on one port; load shedding per connection; graceful shutdown
-//! that tells meshes first (health NOT_SERVING) and drains in-flight calls
-//! within a grace period.
+//! reflection, all on one port, within the listener limits (connections,
+//! streams, handshake, idle and request times); load shedding per connection;
+//! graceful shutdown that tells meshes first (health NOT_SERVING) and drains
+//! in-flight calls within a grace period.
 
 #[cfg(feature = "sandbox")]
 pub mod embedded;
@@ -15,6 +16,7 @@ use thiserror::Error;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tonic::service::Routes;
 use tonic_health::server::HealthReporter;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 
 pub use self::run::{check_config, run};
 use crate::{
@@ -102,15 +104,32 @@ pub async fn serve(
         api::health::announce_not_serving(&health, &services).await;
         let _ = draining_tx.send(());
     };
+    let limits = &config.listener;
+    raise_open_file_limit(limits.max_connections);
+    let connections = net::accepted(
+        listener,
+        net::ConnectionLimits {
+            max_connections: limits.max_connections,
+            handshake_timeout: limits.handshake_timeout(),
+            idle_timeout: limits.idle_timeout(),
+        },
+    );
     let server = tonic::transport::Server::builder()
-        // h2 refuses streams past this (REFUSED_STREAM, which clients retry),
+        // h2 refuses streams past this (REFUSED_STREAM, which clients retry)
         // rather than tonic shedding them with a status that has no details;
         // gamegate's own limit of calls in flight (`limits`) bounds the rest.
-        .max_concurrent_streams(Some(
-            u32::try_from(config.max_concurrent_calls_per_connection).unwrap_or(u32::MAX),
-        ))
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .http2_max_header_list_size(limits.max_header_list_size)
+        .http2_keepalive_interval(Some(limits.keepalive_interval()))
+        .http2_keepalive_timeout(Some(limits.keepalive_timeout()))
+        // Longer than any platform budget (validated), so that it ends only
+        // calls stuck outside gamegate's own deadlines, such as one whose
+        // body trickles in.
+        .timeout(limits.request_timeout())
+        .layer(net::TrackStreamsLayer)
+        .layer(RequestBodyTimeoutLayer::new(limits.request_body_timeout()))
         .add_routes(routes)
-        .serve_with_incoming_shutdown(net::accepted(listener), announce);
+        .serve_with_incoming_shutdown(connections, announce);
     tokio::pin!(server);
     tokio::select! {
         result = &mut server => return result.map_err(ServeError::from),
@@ -126,6 +145,33 @@ pub async fn serve(
             Ok(())
         }
     }
+}
+
+/// Raises the soft limit on open files to the hard one and says what it is:
+/// each connection holds a descriptor, and past the limit accepts fail
+/// (EMFILE) before `max_connections` is reached.
+fn raise_open_file_limit(max_connections: usize) {
+    #[cfg(unix)]
+    match net::raise_open_file_limit() {
+        Ok(open_files) => {
+            // Descriptors gamegate needs besides client connections: the
+            // listener, the runtime, upstream connections to the platforms.
+            const RESERVE: u64 = 256;
+            if open_files < max_connections as u64 + RESERVE {
+                tracing::warn!(
+                    open_files,
+                    max_connections,
+                    "the open file limit is below max_connections plus {RESERVE}: accepts will \
+                     fail (and back off) before the connection limit is reached"
+                );
+            } else {
+                tracing::info!(open_files, "open file limit");
+            }
+        }
+        Err(error) => tracing::warn!(%error, "cannot raise the open file limit"),
+    }
+    #[cfg(not(unix))]
+    let _ = max_connections;
 }
 
 /// A gamegate running in a background task (tests, the embedded default).

@@ -8,10 +8,10 @@ use gamegate_sandbox::demo;
 use secrecy::SecretString;
 
 use super::{
-    Config, Limits, MiniGameApp, MiniGamePlatform, MsdkApp, MsdkPlatform, OpenApiApp,
-    OpenApiPlatform, default_max_answer_bytes, default_max_concurrent_calls_per_connection,
-    default_minigame_budget_ms, default_msdk_budget_ms, default_msdk_encode,
-    default_openapi_budget_ms, default_shutdown_grace_ms,
+    Config, Limits, ListenerLimits, MiniGameApp, MiniGamePlatform, MsdkApp, MsdkPlatform,
+    OpenApiApp, OpenApiPlatform, default_max_answer_bytes, default_minigame_budget_ms,
+    default_msdk_budget_ms, default_msdk_encode, default_openapi_budget_ms,
+    default_shutdown_grace_ms,
 };
 
 impl Config {
@@ -21,8 +21,8 @@ impl Config {
         Config {
             listen,
             shutdown_grace_ms: default_shutdown_grace_ms(),
-            max_concurrent_calls_per_connection: default_max_concurrent_calls_per_connection(),
             limits: Limits::default(),
+            listener: ListenerLimits::default(),
             callers: Vec::new(),
             qq_minigame: Some(MiniGamePlatform {
                 base_url: sandbox_url.to_string(),

@@ -1,5 +1,5 @@
-//! Typed configuration: listen address, upstream platforms (base URL, answer
-//! budget) and their apps' secrets, read once from a TOML file and the
+//! Typed configuration: listen address and listener limits, upstream platforms
+//! (base URL, answer budget) and their apps' secrets, read once from a TOML file and the
 //! environment (`GAMEGATE_` prefix, `__` between levels), validated before any
 //! port is bound. Secrets are `SecretString`s: their Debug output is redacted.
 //!
@@ -25,6 +25,9 @@ use thiserror::Error;
 
 #[cfg(feature = "sandbox")]
 mod demo;
+mod listener;
+
+pub use self::listener::ListenerLimits;
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -43,13 +46,12 @@ pub struct Config {
     /// How long in-flight calls may take to finish after SIGTERM/SIGINT.
     #[serde(default = "default_shutdown_grace_ms")]
     pub shutdown_grace_ms: u64,
-    /// Calls served at once on one client connection; beyond that gamegate sheds
-    /// load with UNAVAILABLE rather than queueing without bound.
-    #[serde(default = "default_max_concurrent_calls_per_connection")]
-    pub max_concurrent_calls_per_connection: usize,
     /// What one call and all calls together may cost.
     #[serde(default)]
     pub limits: Limits,
+    /// What clients may hold of the listener: connections, streams, time.
+    #[serde(default)]
+    pub listener: ListenerLimits,
     /// The game servers allowed to call gamegate. Empty: every caller may use
     /// every app (the demo default; a warning is logged at start).
     #[serde(default)]
@@ -204,9 +206,6 @@ fn default_listen() -> SocketAddr {
 fn default_shutdown_grace_ms() -> u64 {
     10_000
 }
-fn default_max_concurrent_calls_per_connection() -> usize {
-    4096
-}
 fn default_minigame_budget_ms() -> u64 {
     5_000
 }
@@ -358,12 +357,21 @@ impl Config {
                 )));
             }
         }
-        if self.max_concurrent_calls_per_connection == 0 {
-            return Err(ConfigError::Invalid(
-                "max_concurrent_calls_per_connection must be at least 1".into(),
-            ));
-        }
+        self.listener.validate(self.longest_budget_ms())?;
         Ok(())
+    }
+
+    /// The longest budget of the configured platforms (0 with none).
+    fn longest_budget_ms(&self) -> u64 {
+        [
+            self.qq_minigame.as_ref().map(|p| p.budget_ms),
+            self.qq_openapi.as_ref().map(|p| p.budget_ms),
+            self.msdk.as_ref().map(|p| p.budget_ms),
+        ]
+        .into_iter()
+        .flatten()
+        .max()
+        .unwrap_or(0)
     }
 
     pub fn shutdown_grace(&self) -> Duration {
@@ -546,8 +554,8 @@ mod environment_tests {
             [
                 "listen",
                 "shutdown_grace_ms",
-                "max_concurrent_calls_per_connection",
                 "limits",
+                "listener",
                 "callers",
                 "qq_minigame",
                 "qq_openapi",

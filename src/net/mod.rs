@@ -1,18 +1,62 @@
-//! The listener side of the network: how accepted connections are prepared
-//! before the gRPC server sees them.
+//! The listener side of the network: which connections are accepted, and how
+//! long they may stay, before and while the gRPC server serves them.
+//!
+//! - [`accepted`]: the accept loop. At most `max_connections` at once (past
+//!   it a connection is accepted and closed); accept errors that say the
+//!   process is out of descriptors or memory back off instead of spinning,
+//!   with one log line when they start and one when accepting resumes.
+//! - [`Connection`]: an accepted connection that closes itself when the
+//!   client preface does not arrive in time, or when it has had no open
+//!   stream for the idle timeout. hyper and h2 have neither timeout for
+//!   HTTP/2 servers, hence this wrapper.
+//! - [`TrackStreamsLayer`]: the tower layer that tells a connection which of
+//!   its streams are open, from a request's headers to the end of its answer.
 
-use tokio::net::{TcpListener, TcpStream};
-use tokio_stream::{Stream, StreamExt, wrappers::TcpListenerStream};
+mod accept;
+mod connection;
+mod streams;
 
-/// Accepted connections with Nagle's algorithm off: tonic's own `tcp_nodelay`
-/// applies only to listeners it binds itself, and small gRPC answers held back
-/// for a delayed ACK cost milliseconds each.
-pub fn accepted(listener: TcpListener) -> impl Stream<Item = std::io::Result<TcpStream>> {
-    TcpListenerStream::new(listener).map(|accepted| {
-        accepted.inspect(|stream| {
-            if let Err(error) = stream.set_nodelay(true) {
-                tracing::debug!(%error, "cannot disable nagle on an accepted connection");
-            }
-        })
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_stream::Stream;
+
+pub use self::{
+    connection::{Connection, ConnectionInfo},
+    streams::{TrackStreams, TrackStreamsLayer, TrackedBody, TrackedResponse},
+};
+
+/// What the accept loop and each connection enforce.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// Connections held at once.
+    pub max_connections: usize,
+    /// The time a new connection has to send the HTTP/2 client preface.
+    pub handshake_timeout: Duration,
+    /// The time a connection may stay without an open stream.
+    pub idle_timeout: Duration,
+}
+
+/// The connections accepted on `listener`, within `limits`, with Nagle's
+/// algorithm off (tonic's own `tcp_nodelay` applies only to listeners it binds
+/// itself, and small gRPC answers held back for a delayed ACK cost
+/// milliseconds each). The stream yields no errors: the accept loop handles
+/// them itself, since tonic's would retry at once, in a loop.
+pub fn accepted(
+    listener: TcpListener,
+    limits: ConnectionLimits,
+) -> impl Stream<Item = std::io::Result<Connection>> + Send + 'static {
+    let acceptor = accept::Acceptor::new(listener, limits);
+    futures::stream::unfold(acceptor, |mut acceptor| async move {
+        let connection = acceptor.accept().await;
+        Some((Ok(connection), acceptor))
     })
+}
+
+/// Raises the soft limit on open files to the hard one, and returns the soft
+/// limit now in force: every connection holds a descriptor, and the soft
+/// default (often 1024) is far below what a gateway holds.
+#[cfg(unix)]
+pub fn raise_open_file_limit() -> std::io::Result<u64> {
+    rlimit::increase_nofile_limit(u64::MAX)
 }

@@ -8,6 +8,7 @@ mod deadline;
 mod env_and_logs;
 mod health_reflection;
 mod hostile;
+mod listener;
 mod memory;
 mod msdk_auth;
 mod msdk_freeflow;

@@ -1,0 +1,342 @@
+//! An accepted connection that closes itself when its client does not finish
+//! the HTTP/2 handshake in time, or when it has had no open stream for the
+//! idle timeout.
+//!
+//! Neither hyper nor h2 bounds either time for an HTTP/2 server (hyper's
+//! header read timeout is HTTP/1 only; h2's handshake waits for the preface
+//! as long as it takes), and tonic serves connections in tasks of its own, so
+//! the bound lives in the IO: a read or write on a connection whose deadline
+//! has passed fails with `TimedOut`, and hyper drops the connection. The
+//! deadline is a timer polled with every read and write, so it fires even
+//! when the client sends nothing; h2 keeps a read pending on every connection
+//! it serves. Open streams are counted by `TrackStreamsLayer`, from a
+//! request's headers to the end of its answer, so a call waiting on a
+//! platform keeps its connection busy even when no byte moves.
+
+use std::{
+    io,
+    net::SocketAddr,
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
+    task::{Context, Poll},
+};
+
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    net::TcpStream,
+    sync::OwnedSemaphorePermit,
+    time::{Instant, Sleep, sleep_until},
+};
+use tonic::transport::server::Connected;
+
+use super::ConnectionLimits;
+
+/// An accepted TCP connection, holding one of the listener's connection slots
+/// until it is dropped.
+pub struct Connection {
+    stream: TcpStream,
+    remote_addr: SocketAddr,
+    activity: Arc<Activity>,
+    preface: Preface,
+    limits: ConnectionLimits,
+    deadline: Pin<Box<Sleep>>,
+    closed: Option<Closed>,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl Connection {
+    pub(super) fn new(
+        stream: TcpStream,
+        remote_addr: SocketAddr,
+        slot: OwnedSemaphorePermit,
+        limits: ConnectionLimits,
+    ) -> Connection {
+        let accepted_at = Instant::now();
+        Connection {
+            stream,
+            remote_addr,
+            activity: Arc::new(Activity {
+                accepted_at,
+                open_streams: AtomicUsize::new(0),
+                idle_since_ms: AtomicU64::new(0),
+            }),
+            preface: Preface::default(),
+            limits,
+            deadline: Box::pin(sleep_until(accepted_at + limits.handshake_timeout)),
+            closed: None,
+            _slot: slot,
+        }
+    }
+
+    /// The next deadline, or why the connection is over.
+    fn check(&self, now: Instant) -> Result<Instant, Closed> {
+        let activity = &self.activity;
+        if !self.preface.complete() {
+            let deadline = activity.accepted_at + self.limits.handshake_timeout;
+            return if now >= deadline {
+                Err(Closed::Handshake)
+            } else {
+                Ok(deadline)
+            };
+        }
+        if activity.open_streams.load(Ordering::Acquire) > 0 {
+            // Busy: look again an idle timeout from now; the stream that ends
+            // last records when the connection became idle.
+            return Ok(now + self.limits.idle_timeout);
+        }
+        let idle_since =
+            std::time::Duration::from_millis(activity.idle_since_ms.load(Ordering::Acquire));
+        let deadline = activity.accepted_at + idle_since + self.limits.idle_timeout;
+        if now >= deadline {
+            Err(Closed::Idle)
+        } else {
+            Ok(deadline)
+        }
+    }
+
+    /// Ready with the error to fail IO with once the connection is over.
+    fn poll_limits(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
+        if let Some(closed) = self.closed {
+            return Poll::Ready(closed.error());
+        }
+        while self.deadline.as_mut().poll(cx).is_ready() {
+            match self.check(Instant::now()) {
+                Ok(next) => self.deadline.as_mut().reset(next),
+                Err(closed) => {
+                    tracing::debug!(remote_addr = %self.remote_addr, reason = closed.reason(), "closing a connection");
+                    self.closed = Some(closed);
+                    return Poll::Ready(closed.error());
+                }
+            }
+        }
+        Poll::Pending
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Closed {
+    Handshake,
+    Idle,
+}
+
+impl Closed {
+    fn reason(self) -> &'static str {
+        match self {
+            Closed::Handshake => "no http/2 client preface within the handshake timeout",
+            Closed::Idle => "no open stream within the idle timeout",
+        }
+    }
+
+    fn error(self) -> io::Error {
+        io::Error::new(io::ErrorKind::TimedOut, self.reason())
+    }
+}
+
+impl AsyncRead for Connection {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if let Poll::Ready(error) = this.poll_limits(cx) {
+            return Poll::Ready(Err(error));
+        }
+        let before = buf.filled().len();
+        let read = Pin::new(&mut this.stream).poll_read(cx, buf);
+        if !this.preface.complete()
+            && matches!(read, Poll::Ready(Ok(())))
+            && this.preface.feed(&buf.filled()[before..])
+        {
+            // From now on the idle timeout applies, counted from here.
+            let activity = &this.activity;
+            let now_ms = activity.accepted_at.elapsed().as_millis() as u64;
+            activity.idle_since_ms.fetch_max(now_ms, Ordering::AcqRel);
+            this.deadline
+                .as_mut()
+                .reset(Instant::now() + this.limits.idle_timeout);
+        }
+        read
+    }
+}
+
+impl AsyncWrite for Connection {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        // Checked on writes too: a client that stops reading leaves h2
+        // waiting to write, not to read.
+        if let Poll::Ready(error) = this.poll_limits(cx) {
+            return Poll::Ready(Err(error));
+        }
+        Pin::new(&mut this.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if let Poll::Ready(error) = this.poll_limits(cx) {
+            return Poll::Ready(Err(error));
+        }
+        Pin::new(&mut this.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}
+
+/// What tonic puts in every request's extensions; `TrackStreamsLayer` reads
+/// it.
+#[derive(Clone)]
+pub struct ConnectionInfo {
+    pub local_addr: Option<SocketAddr>,
+    pub remote_addr: SocketAddr,
+    pub(super) activity: Arc<Activity>,
+}
+
+impl Connected for Connection {
+    type ConnectInfo = ConnectionInfo;
+
+    fn connect_info(&self) -> ConnectionInfo {
+        ConnectionInfo {
+            local_addr: self.stream.local_addr().ok(),
+            remote_addr: self.remote_addr,
+            activity: self.activity.clone(),
+        }
+    }
+}
+
+/// What a connection and the streams on it share.
+pub(super) struct Activity {
+    accepted_at: Instant,
+    open_streams: AtomicUsize,
+    /// When the last stream ended, in milliseconds since the accept.
+    idle_since_ms: AtomicU64,
+}
+
+impl Activity {
+    pub(super) fn stream_opened(self: &Arc<Self>) -> StreamGuard {
+        self.open_streams.fetch_add(1, Ordering::AcqRel);
+        StreamGuard(self.clone())
+    }
+}
+
+/// One open stream; dropped when its answer has been sent (or abandoned).
+pub(super) struct StreamGuard(Arc<Activity>);
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        let activity = &self.0;
+        // Recorded before the count drops, so that the connection never sees
+        // no stream with an old idle time.
+        let now_ms = activity.accepted_at.elapsed().as_millis() as u64;
+        activity.idle_since_ms.fetch_max(now_ms, Ordering::AcqRel);
+        activity.open_streams.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// How much of the HTTP/2 client preface has arrived: the 24-byte magic, then
+/// a SETTINGS frame (a 9-byte header whose first 3 bytes are its length).
+/// Nothing is validated here: h2 refuses a wrong preface itself.
+#[derive(Debug, Default)]
+struct Preface {
+    seen: usize,
+    frame_header: [u8; FRAME_HEADER_LEN],
+    complete: bool,
+}
+
+const MAGIC_LEN: usize = 24;
+const FRAME_HEADER_LEN: usize = 9;
+
+impl Preface {
+    fn complete(&self) -> bool {
+        self.complete
+    }
+
+    /// Counts the next bytes read; true once the preface is complete.
+    fn feed(&mut self, bytes: &[u8]) -> bool {
+        if self.complete {
+            return true;
+        }
+        for (index, &byte) in (self.seen..).zip(bytes) {
+            if index >= MAGIC_LEN + FRAME_HEADER_LEN {
+                break;
+            }
+            if index >= MAGIC_LEN {
+                self.frame_header[index - MAGIC_LEN] = byte;
+            }
+        }
+        self.seen += bytes.len();
+        if self.seen >= MAGIC_LEN + FRAME_HEADER_LEN {
+            let [a, b, c, ..] = self.frame_header;
+            let settings_len = u32::from_be_bytes([0, a, b, c]) as usize;
+            self.complete = self.seen >= MAGIC_LEN + FRAME_HEADER_LEN + settings_len;
+        }
+        self.complete
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAGIC: &[u8; MAGIC_LEN] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+    fn preface(settings_len: usize) -> Vec<u8> {
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend_from_slice(&(settings_len as u32).to_be_bytes()[1..]);
+        bytes.extend_from_slice(&[0x4, 0, 0, 0, 0, 0]);
+        bytes.extend(std::iter::repeat_n(0, settings_len));
+        bytes
+    }
+
+    #[test]
+    fn the_preface_is_complete_after_the_magic_and_the_whole_settings_frame() {
+        for settings_len in [0, 6, 18] {
+            let bytes = preface(settings_len);
+            let mut whole = Preface::default();
+            assert!(!whole.feed(&bytes[..bytes.len() - 1]));
+            assert!(whole.feed(&bytes[bytes.len() - 1..]));
+
+            let mut byte_by_byte = Preface::default();
+            let completed_at = bytes
+                .iter()
+                .position(|&byte| byte_by_byte.feed(&[byte]))
+                .unwrap();
+            assert_eq!(completed_at, bytes.len() - 1);
+        }
+    }
+
+    #[test]
+    fn half_a_preface_is_not_a_preface() {
+        let mut preface = Preface::default();
+        assert!(!preface.feed(&MAGIC[..10]));
+        assert!(!preface.feed(&MAGIC[10..]));
+        assert!(!preface.feed(&[0, 0, 6, 4]));
+    }
+
+    #[test]
+    fn more_frames_after_the_preface_in_one_read_complete_it() {
+        let mut bytes = preface(12);
+        bytes.extend_from_slice(&[0, 0, 0, 4, 1, 0, 0, 0, 0]);
+        assert!(Preface::default().feed(&bytes));
+    }
+}
