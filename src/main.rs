@@ -8,6 +8,13 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 use clap::{Parser, Subcommand};
 use gamegate::{app, telemetry};
 
+/// jemalloc with its background purge: memory that closed connections and
+/// finished calls held goes back to the system within its decay time, where
+/// glibc's allocator kept it (see Cargo.toml).
+#[cfg(all(unix, not(target_env = "musl")))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(
     name = "gamegate",
