@@ -21,6 +21,8 @@ const LAYERS: &[&[&str]] = &[
     &["core"],
     &["api"],
     &["app"],
+    // The fuzz targets' entry points (the `fuzzing` feature): above everything.
+    &["fuzzing"],
 ];
 
 fn layer_of(module: &str) -> Option<usize> {

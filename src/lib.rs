@@ -22,6 +22,9 @@
 //! - [`core`]: `execute`, the protocol-agnostic path of one call.
 //! - [`api`]: the protocol adapters (gRPC; health and reflection).
 //! - [`app`]: building, serving and draining from a configuration.
+//!
+//! Above them all, and only with the `fuzzing` feature: `fuzzing`, what the
+//! fuzz targets of `fuzz/` run.
 #![forbid(unsafe_code)]
 
 pub mod api;
@@ -30,6 +33,9 @@ pub mod auth;
 pub mod config;
 pub mod core;
 pub mod errors;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod limits;
 pub mod net;
 pub mod plan;

@@ -4,7 +4,11 @@
 
 use serde_json::{Map, Value as Json};
 
-use crate::{errors::GatewayError, proto::Platform};
+use crate::{
+    errors::{self, CodeRow, GatewayError, UpstreamError},
+    plan::Route,
+    proto::Platform,
+};
 
 /// Parses an answer that must be a JSON object.
 pub fn json_object(
@@ -44,6 +48,32 @@ pub fn enveloped(
             detail: format!("{code_member} is not an integer"),
         }),
     }
+}
+
+/// The answer of a route whose envelope is a result code (`code_member`) and a
+/// text (the first of `text_members` present): its object when the code is 0,
+/// otherwise the platform's refusal, its reason from the route's overrides and
+/// `codes`.
+pub fn coded_answer(
+    platform: Platform,
+    route: &Route,
+    bytes: &[u8],
+    code_member: &str,
+    text_members: &[&str],
+    codes: &[CodeRow],
+) -> Result<Map<String, Json>, GatewayError> {
+    let (answer, code) = enveloped(platform, &route.path, bytes, code_member)?;
+    if code == 0 {
+        return Ok(answer);
+    }
+    Err(GatewayError::Upstream(UpstreamError {
+        platform,
+        endpoint: route.path.clone(),
+        code,
+        message: envelope_text(&answer, text_members),
+        reason: errors::classify(codes, &route.code_overrides, code),
+        metadata: Vec::new(),
+    }))
 }
 
 /// Reads an integer envelope member (`errcode`, `ret`) leniently: a number or a

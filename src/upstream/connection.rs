@@ -311,6 +311,10 @@ fn parse_head(
 pub(super) enum Stream {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
+    /// An in-memory platform, for the fuzz targets (`fuzz/`); absent from
+    /// every other build.
+    #[cfg(feature = "fuzzing")]
+    Memory(tokio::io::DuplexStream),
 }
 
 impl AsyncRead for Stream {
@@ -322,6 +326,8 @@ impl AsyncRead for Stream {
         match self.get_mut() {
             Stream::Plain(tcp) => Pin::new(tcp).poll_read(cx, buf),
             Stream::Tls(tls) => Pin::new(tls.as_mut()).poll_read(cx, buf),
+            #[cfg(feature = "fuzzing")]
+            Stream::Memory(memory) => Pin::new(memory).poll_read(cx, buf),
         }
     }
 }
@@ -335,6 +341,8 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(tcp) => Pin::new(tcp).poll_write(cx, buf),
             Stream::Tls(tls) => Pin::new(tls.as_mut()).poll_write(cx, buf),
+            #[cfg(feature = "fuzzing")]
+            Stream::Memory(memory) => Pin::new(memory).poll_write(cx, buf),
         }
     }
 
@@ -342,6 +350,8 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(tcp) => Pin::new(tcp).poll_flush(cx),
             Stream::Tls(tls) => Pin::new(tls.as_mut()).poll_flush(cx),
+            #[cfg(feature = "fuzzing")]
+            Stream::Memory(memory) => Pin::new(memory).poll_flush(cx),
         }
     }
 
@@ -349,6 +359,8 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(tcp) => Pin::new(tcp).poll_shutdown(cx),
             Stream::Tls(tls) => Pin::new(tls.as_mut()).poll_shutdown(cx),
+            #[cfg(feature = "fuzzing")]
+            Stream::Memory(memory) => Pin::new(memory).poll_shutdown(cx),
         }
     }
 }

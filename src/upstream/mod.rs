@@ -368,5 +368,22 @@ fn closed_before_answering(error: &ErrorKind, progress: &Progress) -> bool {
     }
 }
 
+/// Reads one answer from an in-memory platform exactly as a connection reads
+/// one from a socket, for the fuzz targets (`fuzz/`): the status, the
+/// headers and body, and whether the connection could carry another request.
+#[cfg(feature = "fuzzing")]
+pub(crate) async fn read_answer_from(
+    platform: tokio::io::DuplexStream,
+) -> Result<(u16, UpstreamAnswer, bool), ErrorKind> {
+    let mut connection = Connection::new(Stream::Memory(platform), DEFAULT_MAX_ANSWER_BYTES);
+    // An empty request: nothing is written, the answer is read as after a request.
+    let answer = connection.round_trip(&[], &mut Progress::default()).await?;
+    let parsed = UpstreamAnswer {
+        headers: answer.headers,
+        body: answer.body,
+    };
+    Ok((answer.status, parsed, answer.keep_alive))
+}
+
 #[cfg(test)]
 mod tests;

@@ -3,7 +3,7 @@
 //! exact body bytes, and the `errcode`/`errmsg` envelope.
 
 mod codes;
-mod token;
+pub(crate) mod token;
 
 use std::{fmt::Write as _, sync::Arc, time::Duration};
 
@@ -16,13 +16,13 @@ use tokio::time::Instant;
 use self::token::TokenFetcher;
 use super::{
     Apps, ConfiguredPlatform, PlatformClient,
-    envelope::{envelope_text, enveloped},
+    envelope::coded_answer,
     route_call, send,
     signing::{encode_query, minigame_signature, push_query_pairs},
 };
 use crate::{
     config::MiniGamePlatform,
-    errors::{self, GatewayError, UpstreamError},
+    errors::GatewayError,
     plan::{Route, UpstreamRequest},
     proto::{ErrorReason, Platform},
     state::{AccessTokens, Store, TokenScope},
@@ -111,29 +111,26 @@ impl PlatformClient for MiniGameClient {
                 route_call(route, &target, body, deadline),
             )
             .await?;
-            let (answer, code) = enveloped(PLATFORM, &route.path, &answer.body, "errcode")?;
-            if code == 0 {
-                return Ok(answer);
+            match read_answer(route, &answer.body) {
+                Err(GatewayError::Upstream(refusal))
+                    if refusal.reason == ErrorReason::AccessTokenInvalid && !refreshed =>
+                {
+                    tracing::info!(
+                        endpoint = %route.path,
+                        upstream_code = refusal.code,
+                        "access token refused; refreshing it and retrying once"
+                    );
+                    tokens.invalidate(&token);
+                    refreshed = true;
+                }
+                outcome => return outcome,
             }
-            let reason = errors::classify(codes::CODES, &route.code_overrides, code);
-            if reason == ErrorReason::AccessTokenInvalid && !refreshed {
-                tracing::info!(
-                    endpoint = %route.path,
-                    upstream_code = code,
-                    "access token refused; refreshing it and retrying once"
-                );
-                tokens.invalidate(&token);
-                refreshed = true;
-                continue;
-            }
-            return Err(GatewayError::Upstream(UpstreamError {
-                platform: PLATFORM,
-                endpoint: route.path.clone(),
-                code,
-                message: envelope_text(&answer, &["errmsg"]),
-                reason,
-                metadata: Vec::new(),
-            }));
         }
     }
+}
+
+/// The `errcode`/`errmsg` envelope of an answer: its object when `errcode` is
+/// 0, the platform's refusal otherwise.
+pub(crate) fn read_answer(route: &Route, body: &[u8]) -> Result<Map<String, Json>, GatewayError> {
+    coded_answer(PLATFORM, route, body, "errcode", &["errmsg"], codes::CODES)
 }

@@ -45,33 +45,43 @@ impl TokenSource for TokenFetcher {
                 deadline: Instant::now() + self.timeout,
             };
             let answer = send(&self.upstream, PLATFORM, TOKEN_PATH, call).await?;
-            let answer = json_object(PLATFORM, TOKEN_PATH, &answer.body)?;
-            let code = envelope_code(&answer, "errcode").unwrap_or(-1);
-            if code != 0 {
-                return Err(GatewayError::Upstream(UpstreamError {
-                    platform: PLATFORM,
-                    endpoint: TOKEN_PATH.into(),
-                    code,
-                    message: envelope_text(&answer, &["errmsg"]),
-                    reason: errors::classify(codes::TOKEN_CODES, &HashMap::new(), code),
-                    metadata: vec![("app_id", self.appid.clone())],
-                }));
-            }
-            let Some(Json::String(value)) = answer.get("access_token") else {
-                return Err(GatewayError::Malformed {
-                    platform: PLATFORM,
-                    endpoint: TOKEN_PATH.into(),
-                    detail: "access_token is missing".into(),
-                });
-            };
-            let expires_in = envelope_code(&answer, "expires_in")
-                .filter(|s| *s > 0)
-                .unwrap_or(7200);
-            tracing::info!(app_id = %self.appid, expires_in, "fetched a new access token");
-            Ok(IssuedToken {
-                value: SecretString::from(value.clone()),
-                expires_in: Duration::from_secs(expires_in as u64),
-            })
+            let token = read_token_answer(&self.appid, &answer.body)?;
+            tracing::info!(
+                app_id = %self.appid,
+                expires_in = token.expires_in.as_secs(),
+                "fetched a new access token"
+            );
+            Ok(token)
         })
     }
+}
+
+/// The token in a `getToken` answer, or the platform's refusal.
+pub(crate) fn read_token_answer(appid: &str, body: &[u8]) -> Result<IssuedToken, GatewayError> {
+    let answer = json_object(PLATFORM, TOKEN_PATH, body)?;
+    let code = envelope_code(&answer, "errcode").unwrap_or(-1);
+    if code != 0 {
+        return Err(GatewayError::Upstream(UpstreamError {
+            platform: PLATFORM,
+            endpoint: TOKEN_PATH.into(),
+            code,
+            message: envelope_text(&answer, &["errmsg"]),
+            reason: errors::classify(codes::TOKEN_CODES, &HashMap::new(), code),
+            metadata: vec![("app_id", appid.to_string())],
+        }));
+    }
+    let Some(Json::String(value)) = answer.get("access_token") else {
+        return Err(GatewayError::Malformed {
+            platform: PLATFORM,
+            endpoint: TOKEN_PATH.into(),
+            detail: "access_token is missing".into(),
+        });
+    };
+    let expires_in = envelope_code(&answer, "expires_in")
+        .filter(|s| *s > 0)
+        .unwrap_or(7200);
+    Ok(IssuedToken {
+        value: SecretString::from(value.clone()),
+        expires_in: Duration::from_secs(expires_in as u64),
+    })
 }

@@ -31,7 +31,7 @@ use crate::{
     errors::{GatewayError, UpstreamError},
     plan::{Method, Route, UpstreamRequest},
     proto::{BodySignatureRecipe, Platform},
-    upstream::{self, OutgoingBody, Upstream, UpstreamCall, UpstreamHttp},
+    upstream::{self, OutgoingBody, Upstream, UpstreamAnswer, UpstreamCall, UpstreamHttp},
 };
 
 const PLATFORM: Platform = Platform::Msdk;
@@ -232,52 +232,62 @@ impl PlatformClient for MsdkClient {
             ..route_call(route, &target, body, deadline)
         };
         let answer = send(&self.upstream, PLATFORM, &route.path, call).await?;
-        // The answer says whether its body is encrypted: answers refused before
-        // decryption (a bad sig, say) may come back plain even when asked not to.
-        let encrypted = answer
-            .headers
-            .get("content-encrypt")
-            .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"msdktea"));
-        let plain = if encrypted {
-            msdktea::decrypt(&answer.body).map_err(|error| GatewayError::Malformed {
-                platform: PLATFORM,
-                endpoint: route.path.clone(),
-                detail: error.to_string(),
-            })?
-        } else {
-            answer.body.to_vec()
-        };
-        let (answer, ret) = enveloped(PLATFORM, &route.path, &plain, "ret")?;
-        if ret == 0 {
-            return Ok(answer);
-        }
-        let message = envelope_text(&answer, &["msg", "message"]);
-        let err_type = answer
-            .contains_key("err_type")
-            .then(|| envelope_code(&answer, "err_type"))
-            .flatten();
-        let plat_code = match ret {
-            -10000 | -20000 => envelope_code(&answer, "platCode")
-                .filter(|code| *code != 0)
-                .or_else(|| platform_code(&message)),
-            _ => None,
-        };
-        let mut metadata = Vec::new();
-        if let Some(err_type) = err_type {
-            metadata.push(("err_type", err_type.to_string()));
-        }
-        if let Some(plat_code) = plat_code {
-            metadata.push(("plat_code", plat_code.to_string()));
-        }
-        Err(GatewayError::Upstream(UpstreamError {
+        read_answer(route, &answer)
+    }
+}
+
+/// An answer's body, decrypted when its headers say it is encrypted, and its
+/// envelope: the object when `ret` is 0, the platform's refusal (with `err_type`
+/// and the Mobile QQ / WeChat code of `-10000`/`-20000`) otherwise.
+pub(crate) fn read_answer(
+    route: &Route,
+    answer: &UpstreamAnswer,
+) -> Result<Map<String, Json>, GatewayError> {
+    // The answer says whether its body is encrypted: answers refused before
+    // decryption (a bad sig, say) may come back plain even when asked not to.
+    let encrypted = answer
+        .headers
+        .get("content-encrypt")
+        .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"msdktea"));
+    let plain = if encrypted {
+        msdktea::decrypt(&answer.body).map_err(|error| GatewayError::Malformed {
             platform: PLATFORM,
             endpoint: route.path.clone(),
-            code: ret,
-            reason: codes::classify(&route.code_overrides, ret, plat_code, err_type),
-            message,
-            metadata,
-        }))
+            detail: error.to_string(),
+        })?
+    } else {
+        answer.body.to_vec()
+    };
+    let (answer, ret) = enveloped(PLATFORM, &route.path, &plain, "ret")?;
+    if ret == 0 {
+        return Ok(answer);
     }
+    let message = envelope_text(&answer, &["msg", "message"]);
+    let err_type = answer
+        .contains_key("err_type")
+        .then(|| envelope_code(&answer, "err_type"))
+        .flatten();
+    let plat_code = match ret {
+        -10000 | -20000 => envelope_code(&answer, "platCode")
+            .filter(|code| *code != 0)
+            .or_else(|| platform_code(&message)),
+        _ => None,
+    };
+    let mut metadata = Vec::new();
+    if let Some(err_type) = err_type {
+        metadata.push(("err_type", err_type.to_string()));
+    }
+    if let Some(plat_code) = plat_code {
+        metadata.push(("plat_code", plat_code.to_string()));
+    }
+    Err(GatewayError::Upstream(UpstreamError {
+        platform: PLATFORM,
+        endpoint: route.path.clone(),
+        code: ret,
+        reason: codes::classify(&route.code_overrides, ret, plat_code, err_type),
+        message,
+        metadata,
+    }))
 }
 
 #[cfg(test)]

@@ -13,13 +13,13 @@ use tokio::time::Instant;
 
 use super::{
     Apps, ConfiguredPlatform, PlatformClient,
-    envelope::{envelope_text, enveloped},
+    envelope::coded_answer,
     route_call, send,
     signing::{openapi_signature, push_query_pairs},
 };
 use crate::{
     config::OpenApiPlatform,
-    errors::{self, GatewayError, UpstreamError},
+    errors::GatewayError,
     plan::{Method, Route, UpstreamRequest},
     proto::Platform,
     upstream::{self, OutgoingBody, Upstream, UpstreamHttp},
@@ -95,17 +95,19 @@ impl PlatformClient for OpenApiClient {
         };
         let call = route_call(route, &target, body, deadline);
         let answer = send(&self.upstream, PLATFORM, &route.path, call).await?;
-        let (answer, code) = enveloped(PLATFORM, &route.path, &answer.body, "ret")?;
-        if code == 0 {
-            return Ok(answer);
-        }
-        Err(GatewayError::Upstream(UpstreamError {
-            platform: PLATFORM,
-            endpoint: route.path.clone(),
-            code,
-            message: envelope_text(&answer, &["msg", "message"]),
-            reason: errors::classify(codes::CODES, &route.code_overrides, code),
-            metadata: Vec::new(),
-        }))
+        read_answer(route, &answer.body)
     }
+}
+
+/// The `ret`/`msg` envelope of an answer: its object when `ret` is 0, the
+/// platform's refusal otherwise.
+pub(crate) fn read_answer(route: &Route, body: &[u8]) -> Result<Map<String, Json>, GatewayError> {
+    coded_answer(
+        PLATFORM,
+        route,
+        body,
+        "ret",
+        &["msg", "message"],
+        codes::CODES,
+    )
 }
