@@ -236,7 +236,7 @@ impl Config {
         let config: Config = figment
             .merge(Environment::configuration())
             .extract()
-            .map_err(Box::new)?;
+            .map_err(|error| Box::new(without_values(error)))?;
         config.validate()?;
         Ok(config)
     }
@@ -466,6 +466,51 @@ fn report_ignored_environment() {
     }
 }
 
+/// `error` with every value it quotes left out: a key that does not parse may
+/// be a secret (figment reads an all-digit appkey from the environment as a
+/// number and would print it in "found unsigned int `…`"). The key and its
+/// source stay, so that the error still says what to fix.
+fn without_values(error: figment::Error) -> figment::Error {
+    use figment::error::{Actual, Kind};
+    let kind_of = |actual: &Actual| match actual {
+        Actual::Bool(_) => "a boolean",
+        Actual::Unsigned(_) | Actual::Signed(_) => "an integer",
+        Actual::Float(_) => "a float",
+        Actual::Char(_) | Actual::Str(_) => "a string",
+        Actual::Bytes(_) => "bytes",
+        Actual::Seq => "a sequence",
+        Actual::Map => "a table",
+        _ => "a value of another type",
+    };
+    let mut redacted: Option<figment::Error> = None;
+    for mut one in error {
+        one.kind = match one.kind {
+            Kind::InvalidType(actual, expected) => {
+                let hint = match actual {
+                    Actual::Unsigned(_) | Actual::Signed(_) if expected.contains("string") => {
+                        " (the environment's digits are read as a number: quote them, \"...\")"
+                    }
+                    _ => "",
+                };
+                Kind::Message(format!(
+                    "invalid type: found {}, expected {expected}{hint}",
+                    kind_of(&actual)
+                ))
+            }
+            Kind::InvalidValue(actual, expected) => Kind::Message(format!(
+                "invalid value: found {}, expected {expected}",
+                kind_of(&actual)
+            )),
+            kind => kind,
+        };
+        redacted = Some(match redacted {
+            None => one,
+            Some(previous) => previous.chain(one),
+        });
+    }
+    redacted.unwrap_or_else(|| figment::Error::from("configuration cannot be read".to_string()))
+}
+
 /// The configuration keys of the environment, as figment's `Env` reads them,
 /// with errors that name the variable (figment's own `Env` would say
 /// `for key "LISTEN"`, here it says `for key "GAMEGATE_LISTEN"`).
@@ -640,6 +685,37 @@ mod environment_tests {
             jail.set_env("GAMEGATE_MSDK__BUDGET_MS", "soon");
             let error = Config::load(None).expect_err("a bad budget").to_string();
             assert!(error.contains("GAMEGATE_MSDK__BUDGET_MS"), "{error}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn a_secret_that_does_not_parse_is_named_but_never_quoted() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("GAMEGATE_QQ_OPENAPI__BASE_URL", "http://127.0.0.1:9");
+            jail.set_env(
+                "GAMEGATE_QQ_OPENAPI__APPS__1110766236__APPKEY",
+                "90817263545",
+            );
+            let error = Config::load(None)
+                .expect_err("digits are read as a number")
+                .to_string();
+            assert!(
+                error.contains("GAMEGATE_QQ_OPENAPI__APPS__1110766236__APPKEY"),
+                "{error}"
+            );
+            assert!(
+                !error.contains("90817263545"),
+                "the secret is quoted: {error}"
+            );
+            jail.set_env(
+                "GAMEGATE_QQ_OPENAPI__APPS__1110766236__APPKEY",
+                "\"90817263545\"",
+            );
+            let config = Config::load(None).map_err(|e| figment::Error::from(e.to_string()))?;
+            let apps = &config.qq_openapi.expect("configured").apps;
+            assert_eq!(apps["1110766236"].appkey.expose_secret(), "90817263545");
             Ok(())
         });
     }

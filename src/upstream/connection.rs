@@ -265,7 +265,10 @@ fn parse_head(
         if name == http::header::CONTENT_LENGTH {
             let length = std::str::from_utf8(header.value)
                 .ok()
-                .and_then(|text| text.trim().parse::<usize>().ok())
+                .map(str::trim)
+                // RFC 9110 8.6: digits only (`usize::from_str` would take "+2").
+                .filter(|text| !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|text| text.parse::<usize>().ok())
                 .ok_or(ErrorKind::Protocol("invalid content-length"))?;
             if content_length.is_some_and(|seen| seen != length) {
                 return Err(ErrorKind::Protocol("conflicting content-length"));

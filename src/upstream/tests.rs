@@ -336,6 +336,28 @@ async fn status_deadline_and_limits() {
 }
 
 #[tokio::test]
+async fn a_content_length_that_is_not_only_digits_is_bad_framing() {
+    for answer in [
+        &b"HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\n{}"[..],
+        b"HTTP/1.1 200 OK\r\nContent-Length: -0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2 2\r\n\r\n{}",
+        b"HTTP/1.1 200 OK\r\nContent-Length: \r\n\r\n",
+    ] {
+        let server = scripted(vec![vec![Reply::Send(answer)]]).await;
+        let error = upstream(&server.base)
+            .send(post("/x", SECOND, false))
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("accepted {:?}", String::from_utf8_lossy(answer)));
+        assert!(
+            matches!(error.kind(), ErrorKind::Protocol("invalid content-length")),
+            "{error:?}"
+        );
+        assert!(error.answer_malformed());
+    }
+}
+
+#[tokio::test]
 async fn targets_that_could_rewrite_the_request_are_refused() {
     let server = scripted(vec![vec![Reply::Send(OK_HELLO)]]).await;
     let upstream = upstream(&server.base);
