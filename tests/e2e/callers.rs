@@ -1,15 +1,12 @@
 //! Caller authentication: configured callers must present their bearer token and
 //! may use only their apps; probes stay open.
 
-use gamegate::{
-    config::Caller,
-    proto::{DawankaDataVersion, GetDawankaInfoRequest, QqGameUser, SetUserStorageRequest},
-};
+use gamegate::{config::Caller, proto::SetUserStorageRequest};
 use secrecy::SecretString;
 use tonic::{Code, Request};
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
-use crate::common::{Harness, alice_stores, demo, expect_error};
+use crate::common::{Harness, alice_stores, demo, expect_error, super_player_dawanka_info};
 
 const LOBBY_TOKEN: &str = "lobby-server-token-0123456789";
 
@@ -60,18 +57,7 @@ async fn callers_need_their_token_and_may_use_only_their_apps() {
     let error = expect_error(
         harness
             .dawanka()
-            .get_dawanka_info(with_token(
-                GetDawankaInfoRequest {
-                    app_id: demo::OPENAPI_APPID.into(),
-                    user: Some(QqGameUser {
-                        openid: demo::OPENAPI_SUPER_OPENID.into(),
-                        openkey: demo::OPENAPI_SUPER_OPENKEY.into(),
-                        ..Default::default()
-                    }),
-                    version: DawankaDataVersion::V2 as i32,
-                },
-                LOBBY_TOKEN,
-            ))
+            .get_dawanka_info(with_token(super_player_dawanka_info(), LOBBY_TOKEN))
             .await,
         Code::PermissionDenied,
         "APP_NOT_ALLOWED",

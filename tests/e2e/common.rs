@@ -6,7 +6,8 @@ use gamegate::{
     app::RunningGateway,
     config::Config,
     proto::{
-        KeyValue, MiniGameUser, SetUserStorageRequest, auth_service_client::AuthServiceClient,
+        DawankaDataVersion, GetDawankaInfoRequest, KeyValue, MiniGameUser, QqGameUser,
+        SetUserStorageRequest, auth_service_client::AuthServiceClient,
         dawanka_service_client::DawankaServiceClient,
         relation_service_client::RelationServiceClient,
         storage_service_client::StorageServiceClient,
@@ -260,5 +261,18 @@ pub fn alice_stores(key: &str, value: &str) -> SetUserStorageRequest {
             key: key.into(),
             value: value.into(),
         }],
+    }
+}
+
+/// The demo super-dawanka player asking for its dawanka info (version 2).
+pub fn super_player_dawanka_info() -> GetDawankaInfoRequest {
+    GetDawankaInfoRequest {
+        app_id: demo::OPENAPI_APPID.into(),
+        user: Some(QqGameUser {
+            openid: demo::OPENAPI_SUPER_OPENID.into(),
+            openkey: demo::OPENAPI_SUPER_OPENKEY.into(),
+            ..Default::default()
+        }),
+        version: DawankaDataVersion::V2 as i32,
     }
 }

@@ -2,24 +2,16 @@
 
 use std::time::{Duration, Instant};
 
-use gamegate::proto::{DawankaDataVersion, GetDawankaInfoRequest, QqGameUser};
+use gamegate::proto::GetDawankaInfoRequest;
 use serde_json::json;
 use tonic::Code;
 
-use crate::common::{Harness, demo, expect_error};
+use crate::common::{Harness, expect_error};
 
 const INFO_PATH: &str = "/v3/user/get_dawanka_info";
 
 fn info_request() -> GetDawankaInfoRequest {
-    GetDawankaInfoRequest {
-        app_id: demo::OPENAPI_APPID.into(),
-        user: Some(QqGameUser {
-            openid: demo::OPENAPI_SUPER_OPENID.into(),
-            openkey: demo::OPENAPI_SUPER_OPENKEY.into(),
-            ..Default::default()
-        }),
-        version: DawankaDataVersion::V2 as i32,
-    }
+    crate::common::super_player_dawanka_info()
 }
 
 #[tokio::test]

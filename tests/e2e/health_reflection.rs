@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use gamegate::proto::{DawankaDataVersion, GetDawankaInfoRequest, QqGameUser};
 use serde_json::json;
 use tokio_stream::StreamExt;
 use tonic::Code;
@@ -10,7 +9,7 @@ use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
-use crate::common::{Harness, demo};
+use crate::common::Harness;
 
 #[tokio::test]
 async fn health_reports_serving_for_the_server_and_each_service() {
@@ -118,15 +117,7 @@ async fn shutdown_drains_in_flight_calls() {
     let mut dawanka = harness.dawanka();
     let in_flight = tokio::spawn(async move {
         dawanka
-            .get_dawanka_info(GetDawankaInfoRequest {
-                app_id: demo::OPENAPI_APPID.into(),
-                user: Some(QqGameUser {
-                    openid: demo::OPENAPI_SUPER_OPENID.into(),
-                    openkey: demo::OPENAPI_SUPER_OPENKEY.into(),
-                    ..Default::default()
-                }),
-                version: DawankaDataVersion::V2 as i32,
-            })
+            .get_dawanka_info(crate::common::super_player_dawanka_info())
             .await
     });
     tokio::time::sleep(Duration::from_millis(100)).await;

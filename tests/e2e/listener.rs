@@ -17,7 +17,7 @@ use std::{
 };
 
 use futures::{StreamExt, future::join_all};
-use gamegate::proto::{DawankaDataVersion, GetDawankaInfoRequest, QqGameUser};
+use gamegate::proto::GetDawankaInfoRequest;
 use serde_json::json;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -30,7 +30,7 @@ use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
-use crate::common::{Harness, demo};
+use crate::common::Harness;
 
 const MAGIC: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const HEADERS: u8 = 0x1;
@@ -313,15 +313,7 @@ async fn idle_and_half_preface_connections_are_closed_in_time_while_a_client_is_
 }
 
 fn dawanka_info_request() -> GetDawankaInfoRequest {
-    GetDawankaInfoRequest {
-        app_id: demo::OPENAPI_APPID.into(),
-        user: Some(QqGameUser {
-            openid: demo::OPENAPI_SUPER_OPENID.into(),
-            openkey: demo::OPENAPI_SUPER_OPENKEY.into(),
-            ..Default::default()
-        }),
-        version: DawankaDataVersion::V2 as i32,
-    }
+    crate::common::super_player_dawanka_info()
 }
 
 #[tokio::test]
