@@ -50,7 +50,7 @@ pub fn with_error_info<B>(
 fn complete(status: &Status, request_limit: Option<usize>) -> Status {
     match status.code() {
         Code::OutOfRange => GatewayError::RequestTooLarge {
-            limit: request_limit.unwrap_or_default(),
+            limit: request_limit,
         }
         .to_status(),
         code => {

@@ -117,8 +117,12 @@ pub enum GatewayError {
     #[error("{} answered code {} on {}: {}", platform_name(.0.platform), .0.code, .0.endpoint, .0.message)]
     Upstream(UpstreamError),
     /// The request message is larger than its RPC accepts.
-    #[error("the request is larger than this rpc accepts ({limit} bytes)")]
-    RequestTooLarge { limit: usize },
+    #[error("the request is larger than this rpc accepts{}", limit.map(|n| format!(" ({n} bytes)")).unwrap_or_default())]
+    RequestTooLarge {
+        /// `None` where gRPC's own layer refused it under a limit gamegate
+        /// did not set (health, reflection).
+        limit: Option<usize>,
+    },
     /// The request cannot be read as the method's message.
     #[error("the request cannot be read as the method's message: {detail}")]
     RequestUnreadable { detail: String },
@@ -212,7 +216,9 @@ impl GatewayError {
             }
             GatewayError::CallerUnauthenticated | GatewayError::RequestUnreadable { .. } => {}
             GatewayError::RequestTooLarge { limit } => {
-                put("limit_bytes", limit.to_string());
+                if let Some(limit) = limit {
+                    put("limit_bytes", limit.to_string());
+                }
             }
             GatewayError::CompressionUnsupported { encoding } => {
                 put("grpc_encoding", encoding.clone());

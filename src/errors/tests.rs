@@ -189,7 +189,7 @@ fn gateway_errors() -> Vec<GatewayError> {
             platform: "qq_minigame",
             cause: "the runtime is shutting down",
         },
-        GatewayError::RequestTooLarge { limit: 65536 },
+        GatewayError::RequestTooLarge { limit: Some(65536) },
         GatewayError::RequestUnreadable {
             detail: "not protobuf".into(),
         },

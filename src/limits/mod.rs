@@ -19,8 +19,10 @@ pub struct CallsInFlight {
     limit: usize,
 }
 
-/// Held for as long as a call is in flight.
-pub struct InFlight(#[allow(dead_code)] OwnedSemaphorePermit);
+/// Held for as long as a call is in flight: dropping it frees the place.
+pub struct InFlight {
+    _permit: OwnedSemaphorePermit,
+}
 
 impl CallsInFlight {
     pub fn new(limit: usize) -> Self {
@@ -35,7 +37,7 @@ impl CallsInFlight {
         self.permits
             .clone()
             .try_acquire_owned()
-            .map(InFlight)
+            .map(|permit| InFlight { _permit: permit })
             .map_err(|_| GatewayError::Overloaded { limit: self.limit })
     }
 }
