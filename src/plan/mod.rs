@@ -6,6 +6,8 @@
 //! Nothing here knows a particular endpoint: adding an RPC means declaring it in
 //! the proto (route + field options), teaching the sandbox, and testing it.
 
+#[cfg(test)]
+mod conformance;
 mod request;
 mod response;
 mod routes;

@@ -2,7 +2,7 @@
 //! declared limits and mapped, by the route's plan, to upstream query parameters
 //! and a JSON body.
 
-use prost_reflect::{DynamicMessage, Value};
+use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, Value};
 use secrecy::SecretString;
 use serde_json::{Map, Number, Value as Json};
 
@@ -11,7 +11,7 @@ use crate::{
     proto::{Charset, ErrorReason, FieldRole, JsonType},
 };
 
-use super::routes::{FieldPlan, Location, MessagePlan, Route, Rules};
+use super::routes::{FieldPlan, Location, MessagePlan, RequiredWhen, Route, Rules};
 
 /// A request ready for a platform client: the app it names, the credentials
 /// gamegate signs with, and the parameters to send.
@@ -174,6 +174,9 @@ fn validate_message(
         };
         validate_field(field, message, &path, violations);
     }
+    for condition in &plan.required_when {
+        validate_condition(plan, condition, message, prefix, violations);
+    }
     if let Some((max_total, reason)) = plan.max_total_bytes {
         let total: usize = plan
             .fields
@@ -196,6 +199,81 @@ fn validate_message(
                 reason,
             });
         }
+    }
+}
+
+/// A field required only when another field of its message has a given value
+/// (declared `required_when`).
+fn validate_condition(
+    plan: &MessagePlan,
+    condition: &RequiredWhen,
+    message: &DynamicMessage,
+    prefix: &str,
+    violations: &mut Vec<Violation>,
+) {
+    let when = &plan.fields[condition.when_field];
+    let Some(text) = sent_text(when, message) else {
+        return;
+    };
+    if !condition.equals.contains(&text) || is_set(&condition.required, message) {
+        return;
+    }
+    let mut path = prefix.to_string();
+    for field in &condition.required {
+        if !path.is_empty() {
+            path.push('.');
+        }
+        path.push_str(field.name());
+    }
+    violations.push(Violation {
+        field: path,
+        description: format!("is required when {} is {text}", when.field.name()),
+        reason: ErrorReason::FieldRequired,
+    });
+}
+
+/// Whether the field at the end of `path` (a chain of singular fields from
+/// `message` down) is set; an absent message on the way leaves it unset.
+fn is_set(path: &[FieldDescriptor], message: &DynamicMessage) -> bool {
+    let Some((last, through)) = path.split_last() else {
+        return true;
+    };
+    let mut current = std::borrow::Cow::Borrowed(message);
+    for field in through {
+        if !current.has_field(field) {
+            return false;
+        }
+        let next = match current.get_field(field).as_ref() {
+            Value::Message(nested) => nested.clone(),
+            _ => return false,
+        };
+        current = std::borrow::Cow::Owned(next);
+    }
+    !is_unset(last, &current)
+}
+
+/// The value a field is sent as, as text: what a `required_when` condition
+/// compares.
+fn sent_text(plan: &FieldPlan, message: &DynamicMessage) -> Option<String> {
+    match field_to_json(plan, message)? {
+        Json::String(text) => Some(text),
+        Json::Number(n) => Some(n.to_string()),
+        Json::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// The caller left the field empty: an empty string, list or bytes, an absent
+/// message or optional scalar.
+fn is_unset(field: &FieldDescriptor, message: &DynamicMessage) -> bool {
+    if field.supports_presence() {
+        return !message.has_field(field);
+    }
+    match message.get_field(field).as_ref() {
+        Value::String(text) => text.is_empty(),
+        Value::Bytes(bytes) => bytes.is_empty(),
+        Value::List(items) => items.is_empty(),
+        _ => false,
     }
 }
 
@@ -383,10 +461,11 @@ fn validate_value(plan: &FieldPlan, value: &Value, path: &str, violations: &mut 
 /// The upstream JSON of one field, or `None` when nothing is sent.
 fn field_to_json(plan: &FieldPlan, message: &DynamicMessage) -> Option<Json> {
     if plan.field.supports_presence() && !message.has_field(&plan.field) {
-        return plan
-            .default_value
-            .clone()
-            .map(|text| with_json_type(plan.json_type, Json::String(text)));
+        return match &plan.default_value {
+            Some(text) => Some(with_json_type(plan.json_type, Json::String(text.clone()))),
+            None if plan.always_send => Some(empty_json(plan)),
+            None => None,
+        };
     }
     let value = message.get_field(&plan.field);
     match value.as_ref() {
@@ -402,10 +481,11 @@ fn field_to_json(plan: &FieldPlan, message: &DynamicMessage) -> Option<Json> {
                 .fold(0i64, |mask, bit| mask | bit);
             (mask != 0).then(|| with_json_type(plan.json_type, Json::from(mask)))
         }
+        Value::List(items) if items.is_empty() => plan.always_send.then(|| Json::Array(Vec::new())),
+        Value::List(items) if items.len() == 1 && plan.single_item_as_object => {
+            value_to_json(plan, &items[0])
+        }
         Value::List(items) => {
-            if items.is_empty() {
-                return None;
-            }
             Some(Json::Array(
                 items
                     .iter()
@@ -413,9 +493,26 @@ fn field_to_json(plan: &FieldPlan, message: &DynamicMessage) -> Option<Json> {
                     .collect(),
             ))
         }
-        Value::String(text) if text.is_empty() => plan.default_value.clone().map(Json::String),
+        Value::String(text) if text.is_empty() => match &plan.default_value {
+            Some(default) => Some(Json::String(default.clone())),
+            None => plan.always_send.then(|| Json::String(String::new())),
+        },
         other => value_to_json(plan, other),
     }
+}
+
+/// What an `always_send` field the caller left unset is sent as: the empty
+/// value of its upstream JSON type.
+fn empty_json(plan: &FieldPlan) -> Json {
+    let natural = match plan.field.kind() {
+        _ if plan.field.is_list() => return Json::Array(Vec::new()),
+        Kind::String | Kind::Bytes => Json::String(String::new()),
+        Kind::Bool => Json::Bool(false),
+        Kind::Message(_) if plan.is_timestamp => Json::from(0),
+        Kind::Message(_) => Json::Object(Map::new()),
+        _ => Json::from(0),
+    };
+    with_json_type(plan.json_type, natural)
 }
 
 fn value_to_json(plan: &FieldPlan, value: &Value) -> Option<Json> {

@@ -12,7 +12,7 @@ use thiserror::Error;
 
 use crate::proto::{
     self, BodySignatureRecipe, Charset, ErrorReason, FieldLocation, FieldRole, FieldRules,
-    HttpMethod, JsonType, MessageRules, Platform, UpstreamField, UpstreamRoute,
+    HttpMethod, JsonType, MessageRules, Platform, RequestBody, UpstreamField, UpstreamRoute,
 };
 use crate::upstream::Method;
 
@@ -35,6 +35,10 @@ pub enum RouteDeclarationError {
         "rpc {rpc} may fan out into {calls} upstream calls (max_items over batch_size); at most {MAX_FAN_OUT_CALLS} are allowed"
     )]
     FanOutTooWide { rpc: String, calls: usize },
+    #[error("message {message} declares a requirement on {path}, which it has no field for")]
+    UnknownConditionField { message: String, path: String },
+    #[error("rpc {rpc} sends no body, but declares field {field} in the body")]
+    BodyFieldWithoutBody { rpc: String, field: String },
 }
 
 /// Where a request field goes.
@@ -165,6 +169,10 @@ pub struct FieldPlan {
     pub length_member: Option<String>,
     /// `google.protobuf.Struct`, `Value` or `ListValue`: free-form JSON.
     pub is_free_form_json: bool,
+    /// Sent even when empty: as the default value, or the empty value of its type.
+    pub always_send: bool,
+    /// A repeated message sent as the object itself when it holds one item.
+    pub single_item_as_object: bool,
 }
 
 /// How a whole message maps, field by field.
@@ -173,10 +181,60 @@ pub struct MessagePlan {
     pub descriptor: MessageDescriptor,
     pub fields: Vec<FieldPlan>,
     pub max_total_bytes: Option<(usize, ErrorReason)>,
+    /// Fields required only when another field has a given value.
+    pub required_when: Vec<RequiredWhen>,
     /// The largest protobuf encoding of a message within every field's
     /// limits (unknown fields aside): the bound on what a request of this
     /// type may cost to read.
     pub max_wire_bytes: usize,
+}
+
+/// A declared conditional requirement of a message (`message_rules`
+/// `required_when`), resolved against its descriptor.
+#[derive(Debug)]
+pub struct RequiredWhen {
+    /// The required field: a path of fields from the message down, the last
+    /// one the field that must be set.
+    pub required: Vec<FieldDescriptor>,
+    /// The index, in the message plan's fields, of the field that decides.
+    pub when_field: usize,
+    /// Its values, as sent upstream, that make `required` required.
+    pub equals: Vec<String>,
+}
+
+/// Resolves a declared `required_when` against the message it belongs to.
+fn required_when(
+    descriptor: &MessageDescriptor,
+    fields: &[FieldPlan],
+    condition: &proto::RequiredWhen,
+) -> Result<RequiredWhen, RouteDeclarationError> {
+    let unknown = |path: &str| RouteDeclarationError::UnknownConditionField {
+        message: descriptor.full_name().into(),
+        path: path.into(),
+    };
+    let when_field = fields
+        .iter()
+        .position(|f| f.field.name() == condition.when_field)
+        .ok_or_else(|| unknown(&condition.when_field))?;
+    let mut required = Vec::new();
+    let mut message = Some(descriptor.clone());
+    for name in condition.required.split('.') {
+        let field = message
+            .as_ref()
+            .and_then(|m| m.get_field_by_name(name))
+            .filter(|f| !f.is_list() && !f.is_map())
+            .ok_or_else(|| unknown(&condition.required))?;
+        message = match field.kind() {
+            Kind::Message(nested) => Some(nested),
+            _ => None,
+        };
+        required.push(field);
+    }
+    Ok(RequiredWhen {
+        required,
+        when_field,
+        equals: condition.equals.clone(),
+    })
 }
 
 /// One declared route: an RPC and its upstream interface.
@@ -201,6 +259,8 @@ pub struct Route {
     pub body_signature: BodySignatureRecipe,
     /// The body member gamegate fills with the app's appkey.
     pub appkey_member: Option<String>,
+    /// Declared `REQUEST_BODY_NONE`: a POST without a body, every field in the query.
+    pub no_body: bool,
     pub request: Arc<MessagePlan>,
     pub response: Arc<MessagePlan>,
 }
@@ -208,10 +268,17 @@ pub struct Route {
 impl Route {
     /// Where a top-level request field goes.
     pub fn location_of(&self, field: &FieldPlan) -> Location {
-        field.location.unwrap_or(match self.method {
-            Method::Get => Location::Query,
-            Method::Post => Location::Body,
+        field.location.unwrap_or(if self.sends_body() {
+            Location::Body
+        } else {
+            Location::Query
         })
+    }
+
+    /// Whether the upstream request has a body: POSTs do, unless declared
+    /// `REQUEST_BODY_NONE`.
+    pub fn sends_body(&self) -> bool {
+        self.method == Method::Post && !self.no_body
     }
 }
 
@@ -280,6 +347,19 @@ impl RouteTable {
                 let grpc_path = format!("/{}/{}", service.full_name(), method.name());
                 let request = compiler.message(&method.input())?;
                 check_fan_out(&request, method.full_name())?;
+                let no_body = declared.body() == RequestBody::None;
+                if no_body {
+                    if let Some(field) = request
+                        .fields
+                        .iter()
+                        .find(|f| f.location == Some(Location::Body))
+                    {
+                        return Err(RouteDeclarationError::BodyFieldWithoutBody {
+                            rpc: method.full_name().into(),
+                            field: field.field.name().into(),
+                        });
+                    }
+                }
                 let response = compiler.message(&method.output())?;
                 let route = Route {
                     grpc_path: grpc_path.clone(),
@@ -300,6 +380,7 @@ impl RouteTable {
                         .unwrap_or(BodySignatureRecipe::Unspecified),
                     appkey_member: (!declared.appkey_member.is_empty())
                         .then(|| declared.appkey_member.clone()),
+                    no_body,
                     batch: request.fields.iter().find_map(|f| {
                         Some((f.upstream_name.clone(), f.batch_size?)).filter(|_| f.field.is_list())
                     }),
@@ -320,6 +401,11 @@ impl RouteTable {
             }
         }
         Ok(table)
+    }
+
+    /// Every route, in no particular order.
+    pub fn routes(&self) -> impl Iterator<Item = &Arc<Route>> {
+        self.routes.values()
     }
 
     pub fn get(&self, grpc_path: &str) -> Option<&Arc<Route>> {
@@ -382,6 +468,11 @@ impl PlanCompiler<'_> {
         for field in descriptor.fields() {
             fields.push(self.field(field)?);
         }
+        let required_when = message_rules
+            .iter()
+            .flat_map(|r| &r.required_when)
+            .map(|condition| required_when(descriptor, &fields, condition))
+            .collect::<Result<Vec<_>, _>>()?;
         let plan = Arc::new(MessagePlan {
             descriptor: descriptor.clone(),
             max_wire_bytes: fields
@@ -389,6 +480,7 @@ impl PlanCompiler<'_> {
                 .map(max_field_wire_bytes)
                 .fold(0, usize::saturating_add),
             fields,
+            required_when,
             max_total_bytes: message_rules
                 .filter(|r| r.max_total_bytes > 0)
                 .map(|r| (r.max_total_bytes as usize, r.reason())),
@@ -430,6 +522,7 @@ impl PlanCompiler<'_> {
             _ => {}
         }
         let flatten = declared.flatten && nested.is_some();
+        let single_item_as_object = declared.single_item_as_object && nested.is_some();
         let sensitive = declared.sensitive;
         Ok(FieldPlan {
             upstream_name: if declared.name.is_empty() {
@@ -459,6 +552,8 @@ impl PlanCompiler<'_> {
             length_member: (!declared.length_member.is_empty())
                 .then(|| declared.length_member.clone()),
             is_free_form_json,
+            always_send: declared.always_send,
+            single_item_as_object,
             field,
         })
     }

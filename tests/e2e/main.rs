@@ -16,6 +16,7 @@ mod msdk_profile;
 mod msdk_relation;
 mod msdk_share;
 mod msdk_support;
+mod msdk_wire;
 mod readme;
 mod secrets;
 mod storage;

@@ -363,6 +363,7 @@ async fn get_pf_val_computes_pf_and_pfkey_for_qq_wechat_and_guests() {
             install_channel: "73213123".into(),
             offer_id: "1104674695".into(),
             options: ext_info("pf_1"),
+            version: "3.0.0a".into(),
         })
         .await
         .expect("pf of a QQ user")
@@ -391,6 +392,7 @@ async fn get_pf_val_computes_pf_and_pfkey_for_qq_wechat_and_guests() {
             install_channel: "73213123".into(),
             offer_id: String::new(),
             options: None,
+            version: String::new(),
         })
         .await
         .expect("pf of a WeChat user")

@@ -227,6 +227,8 @@ fn union_request(user: Option<QqUserLogin>, gc: &str) -> QueryBoundUnionRequest 
         gc: gc.into(),
         union_type: QqUnionType::Unspecified as i32,
         options: None,
+        guild_id: String::new(),
+        zone_id: String::new(),
     }
 }
 

@@ -47,6 +47,25 @@ pub async fn admin_send(harness: &Harness, method: reqwest::Method, path: &str, 
     );
 }
 
+/// The requests the sandbox's MSDK interface `path` received, as they arrived
+/// (oldest first): `method`, `query` ([name, value] pairs, `sig` left out),
+/// `content_type`, `encrypted`, `has_body`, and `body` (the JSON after
+/// decryption; null without a body).
+pub async fn received(harness: &Harness, path: &str) -> Vec<Value> {
+    let view = admin_get(harness, "/msdk/requests", &[("path", path)]).await;
+    view["requests"]
+        .as_array()
+        .cloned()
+        .expect("the sandbox lists the requests it received")
+}
+
+/// The body of the last request the sandbox's MSDK interface `path` received.
+pub async fn last_body(harness: &Harness, path: &str) -> Value {
+    let requests = received(harness, path).await;
+    let last = requests.last().unwrap_or_else(|| panic!("{path} received no request"));
+    last["body"].clone()
+}
+
 /// Platform requests the sandbox received on `path`.
 pub async fn requests(harness: &Harness, path: &str) -> u64 {
     let stats = admin_get(harness, "/stats", &[]).await;

@@ -29,12 +29,17 @@ use super::{
 use crate::{
     config::MsdkPlatform,
     errors::{GatewayError, UpstreamError},
-    plan::{Method, Route, UpstreamRequest},
+    plan::{Route, UpstreamRequest},
     proto::{BodySignatureRecipe, Platform},
     upstream::{self, OutgoingBody, Upstream, UpstreamAnswer, UpstreamCall, UpstreamHttp},
 };
 
 const PLATFORM: Platform = Platform::Msdk;
+
+/// The content type of every MSDK request body. The body is JSON text, but
+/// every request example of seed 002 labels it a form, and the platform's own
+/// samples send that; gamegate sends what they send.
+const REQUEST_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
 
 /// The platform of the `[msdk]` section: the keys of each app.
 pub fn build(
@@ -205,27 +210,25 @@ impl PlatformClient for MsdkClient {
             app.encode,
         );
         push_query_pairs(&mut target, request.query.iter().map(|(n, v)| (n, v)));
-        let body = match route.method {
-            Method::Get => None,
-            Method::Post => {
-                let plain = serde_json::to_vec(&body).expect("a json map always serializes");
-                Some(OutgoingBody {
-                    bytes: Bytes::from(if app.encrypt {
-                        msdktea::encrypt(&plain)
-                    } else {
-                        plain
-                    }),
-                    content_type: "application/json",
-                })
+        // Routes that declare no body (the freeflow ones) send none, not "{}".
+        let body = route.sends_body().then(|| {
+            let plain = serde_json::to_vec(&body).expect("a json map always serializes");
+            OutgoingBody {
+                bytes: Bytes::from(if app.encrypt {
+                    msdktea::encrypt(&plain)
+                } else {
+                    plain
+                }),
+                content_type: REQUEST_CONTENT_TYPE,
             }
-        };
-        let headers: &[(&str, &str)] = if app.encrypt {
-            &[
+        });
+        let headers: &[(&str, &str)] = match (app.encrypt, body.is_some()) {
+            (false, _) => &[],
+            (true, true) => &[
                 ("Content-Encrypt", "msdktea"),
                 ("Accept-Encrypt", "msdktea"),
-            ]
-        } else {
-            &[]
+            ],
+            (true, false) => &[("Accept-Encrypt", "msdktea")],
         };
         let call = UpstreamCall {
             headers,

@@ -37,6 +37,10 @@ pub(crate) fn routes() -> Router<Sandbox> {
         .route("/msdk/wechat_groups", put(put_wechat_group))
         .route("/msdk/reminders", axum::routing::delete(clear_reminders))
         .route(
+            "/msdk/requests",
+            axum::routing::get(received_requests).delete(clear_received_requests),
+        )
+        .route(
             "/msdk/encryption",
             axum::routing::get(encryption).delete(clear_encryption),
         )
@@ -46,6 +50,21 @@ pub(crate) fn routes() -> Router<Sandbox> {
 async fn encryption(State(sandbox): State<Sandbox>) -> AdminResult {
     let state = sandbox.shared.msdk.state();
     Ok(axum::Json(json!(state.encryption)))
+}
+
+/// The last requests the MSDK interfaces received (at most `wire::KEPT`), oldest first: all
+/// of them, or (with `path`) those of one interface.
+async fn received_requests(State(sandbox): State<Sandbox>, RawQuery(query): RawQuery) -> AdminResult {
+    let params = QueryParams::parse(query.as_deref());
+    let path = params.get_non_empty("path");
+    let state = sandbox.shared.msdk.state();
+    Ok(axum::Json(json!({ "requests": state.received.of(path.as_deref()) })))
+}
+
+/// Forgets the received requests.
+async fn clear_received_requests(State(sandbox): State<Sandbox>) -> AdminResult {
+    sandbox.shared.msdk.state().received.clear();
+    Ok(axum::Json(json!({})))
 }
 
 /// Resets the encryption counters.

@@ -22,6 +22,7 @@ mod relation_qq;
 mod relation_wx;
 mod share;
 mod tea;
+pub(crate) mod wire;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -95,6 +96,15 @@ pub(crate) enum MsdkError {
     WechatTokenExpired,
     #[error("{0} invalid")]
     Invalid(&'static str),
+    /// A body member of another JSON type than the seed's request example sends. The
+    /// platform's message is the same as for any invalid member; `expected` is for the log.
+    #[error("{member} invalid")]
+    WrongJsonType {
+        member: String,
+        expected: &'static str,
+    },
+    #[error("content type not accepted")]
+    ContentTypeNotAccepted,
     #[error("{field} over the limit of {limit}")]
     TooMany { field: &'static str, limit: usize },
     #[error("{field} longer than {limit} bytes")]
@@ -161,12 +171,12 @@ impl MsdkError {
             Self::TimestampOutOfRange | Self::SigMismatch => -502,
             Self::UnknownInterface => -505,
             Self::EmptyBody => -501,
-            Self::BodyNotJson | Self::BodyNotDecryptable => -304,
+            Self::BodyNotJson | Self::BodyNotDecryptable | Self::ContentTypeNotAccepted => -304,
             Self::GuestNotAllowed => -901,
             Self::NoPermission => -303,
             Self::QqTokenInvalid | Self::QqPasswordChanged => -10000,
             Self::WechatTokenInvalid | Self::WechatTokenExpired => -20000,
-            Self::Invalid(_) => -1001,
+            Self::Invalid(_) | Self::WrongJsonType { .. } => -1001,
             Self::TooMany { .. } => -1002,
             Self::TooLong { .. } => -1003,
             Self::GuildAlreadyBound => -1101,
@@ -372,6 +382,8 @@ pub(crate) struct MsdkState {
     /// Per appid: `profile` and `share` module state.
     profile: HashMap<String, profile::ProfileState>,
     share: HashMap<String, share::ShareState>,
+    /// The last requests as they arrived (see [`wire`]).
+    received: wire::Received,
 }
 
 /// Per canonical path, how many requests that reached an MSDK interface (faulted ones do not)
@@ -537,6 +549,8 @@ impl Call {
 
 // Body field readers. The seed types ids as strings but its examples send some as numbers (and
 // ints as strings), so a string field takes a JSON number and an int field a decimal string.
+// Members the seed's request example sends as a number must come as one all the same: that
+// check (`wire::check_member_types`) runs before any reader.
 
 /// A string field; absent, null or empty is None.
 fn opt_str(
@@ -748,6 +762,7 @@ impl Msdk {
             encryption: Encryption::default(),
             profile: HashMap::new(),
             share: HashMap::new(),
+            received: wire::Received::default(),
         };
         for user in &config.msdk_users {
             if !state.apps.contains_key(&user.appid) {
@@ -828,9 +843,13 @@ impl Msdk {
         if plain.trim_ascii().is_empty() {
             return Err(MsdkError::EmptyBody);
         }
+        if !body.trim_ascii().is_empty() {
+            wire::check_content_type(headers)?;
+        }
         let Ok(Value::Object(mut body)) = serde_json::from_slice::<Value>(&plain) else {
             return Err(MsdkError::BodyNotJson);
         };
+        wire::check_member_types(interface.path, &body)?;
         if url_parameters {
             for (name, value) in params.pairs_except("sig") {
                 let value = Value::String(String::from_utf8_lossy(value).into_owned());
@@ -960,6 +979,7 @@ async fn handle(State(sandbox): State<Sandbox>, request: Request) -> Response {
     let client_ip = freeflow::client_ip(&parts);
     match run(
         &sandbox,
+        parts.method.as_str(),
         path,
         &params,
         &parts.headers,
@@ -974,7 +994,11 @@ async fn handle(State(sandbox): State<Sandbox>, request: Request) -> Response {
             reply.answer(fields)
         }
         Err((message_key, error)) => {
-            info!(path, %appid, %url_openid, code = error.code(), "msdk request refused");
+            let expected_json_type = match &error {
+                MsdkError::WrongJsonType { expected, .. } => Some(*expected),
+                _ => None,
+            };
+            info!(path, %appid, %url_openid, code = error.code(), ?expected_json_type, "msdk request refused");
             reply.error(message_key, &error)
         }
     }
@@ -986,6 +1010,7 @@ type Outcome = Result<(&'static Interface, Map<String, Value>), (&'static str, M
 /// carry `msg` (MSDK's shared layers write them); the interface's own answers use its key.
 fn run(
     sandbox: &Sandbox,
+    method: &str,
     path: &str,
     params: &QueryParams,
     headers: &HeaderMap,
@@ -1002,6 +1027,19 @@ fn run(
             encrypted(&CONTENT_ENCRYPT),
             encrypted(&ACCEPT_ENCRYPT),
         );
+        let encrypted_body = encrypted(&CONTENT_ENCRYPT);
+        let plain = (!body.trim_ascii().is_empty()).then(|| match encrypted_body {
+            true => tea::decrypt(body).unwrap_or_else(|_| body.to_vec()),
+            false => body.to_vec(),
+        });
+        state.received.push(wire::ReceivedRequest::new(
+            interface.path,
+            method,
+            params,
+            headers,
+            encrypted_body,
+            plain.as_deref(),
+        ));
     }
     let accepted =
         Msdk::accept(&state, path, params, headers, body, now).map_err(|error| ("msg", error))?;

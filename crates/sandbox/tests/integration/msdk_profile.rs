@@ -129,8 +129,13 @@ async fn query_vip_answers_one_entry_per_requested_bit() {
         json!({"ret": 0, "msg": "", "list": [
             {"flag": 512, "isvip": 1, "year": 0, "level": 11, "luxury": 0}]})
     );
-    // Member, blue, super and yellow; the bits as a decimal string.
-    let answer = alice(QUERY_VIP, json!({"vip": "149"})).send(&h).await;
+    // The bits as a decimal string: refused, the seed's example sends a number.
+    assert_eq!(
+        alice(QUERY_VIP, json!({"vip": "149"})).send(&h).await,
+        json!({"ret": -1001, "msg": "vip invalid"})
+    );
+    // Member, blue, super and yellow.
+    let answer = alice(QUERY_VIP, json!({"vip": 149})).send(&h).await;
     assert_eq!(
         answer["list"],
         json!([
@@ -396,13 +401,16 @@ async fn qq_video_membership_with_signature() {
                "beg_time": 1_497_261_816, "end_time": 2_524_579_200_i64, "is_annual": 1,
                "service_type": "TXSP", "status": 1, "vip_lv": 4, "vip_score": 3855})
     );
-    // Numbers as strings are fine.
+    // The seed's example sends numbers: numbers as strings are refused.
     let strings = alice(
         QQ_VIDEO,
-        json!({"channel_id": "30012", "timestamp": ts.to_string(),
+        json!({"channel_id": "30012", "timestamp": ts,
                "signature": qq_video_signature(ts)}),
     );
-    assert_eq!(ret(&strings.send(&h).await), 0);
+    assert_eq!(
+        strings.send(&h).await,
+        json!({"ret": -1001, "msg": "channel_id invalid"})
+    );
 
     // The 15-minute window, both ways (900 s is still fine).
     for (offset, expected) in [(-890, 0), (890, 0), (-960, -1302), (960, -1302)] {
@@ -755,8 +763,21 @@ async fn subscription_life_cycle() {
     );
     let answer = wx_alice(SUB_LIST, json!({})).send(&h).await;
     assert_eq!(list(&answer), [(19, true), (43, false), (77, true)]);
+    // The seed's example sends numbers: ids or opType as strings are refused.
     assert_eq!(
-        ret(&wx_bob(SUB_SET, json!({"msgId": ["77"], "opType": "0"}))
+        wx_bob(SUB_SET, json!({"msgId": ["77"], "opType": 0}))
+            .send(&h)
+            .await,
+        json!({"ret": -1001, "msg": "msgId invalid"})
+    );
+    assert_eq!(
+        ret(&wx_bob(SUB_SET, json!({"msgId": [77], "opType": "0"}))
+            .send(&h)
+            .await),
+        -1001
+    );
+    assert_eq!(
+        ret(&wx_bob(SUB_SET, json!({"msgId": [77], "opType": 0}))
             .send(&h)
             .await),
         0
@@ -811,12 +832,13 @@ async fn subscription_life_cycle() {
         demo::MSDK_WX_APPID,
         demo::MSDK_WX_MSDKKEY,
         None,
-        &json!({"appid": demo::MSDK_WX_APPID, "msgId": "77"}),
+        &json!({"appid": demo::MSDK_WX_APPID, "msgId": 77}),
     );
     assert_eq!(clear.send(&h).await, json!({"ret": 0, "msg": "success"}));
     let answer = wx_alice(SUB_LIST, json!({})).send(&h).await;
     assert_eq!(list(&answer), [(19, false), (43, false), (77, false)]);
-    assert_eq!(ret(&push(json!("77")).send(&h).await), 0);
+    assert_eq!(ret(&push(json!("77")).send(&h).await), -1001, "msgId as a string");
+    assert_eq!(ret(&push(json!(77)).send(&h).await), 0);
     let admin = h.get_json(&url).await;
     assert_eq!(admin["pushes"][1]["subscribers"], json!([]));
 

@@ -60,9 +60,13 @@ async fn qq_friends_with_and_without_self_and_close_friends() {
                "extinfo": {"closefriend_lists": [demo::MSDK_QQ_BOB_OPENID]},
                "closefriend_lists": [demo::MSDK_QQ_BOB_OPENID]})
     );
-    // flag 2 includes the caller (first); no closefriends_flag: none returned. Ints may come
-    // as strings.
-    let answer = alice(FRIENDS_DETAIL, json!({"flag": "2"})).send(&h).await;
+    // Ints as strings are refused: the seed's example sends numbers.
+    assert_eq!(
+        alice(FRIENDS_DETAIL, json!({"flag": "2"})).send(&h).await,
+        json!({"ret": -1001, "msg": "flag invalid"})
+    );
+    // flag 2 includes the caller (first); no closefriends_flag: none returned.
+    let answer = alice(FRIENDS_DETAIL, json!({"flag": 2})).send(&h).await;
     let lists = answer["lists"].as_array().unwrap();
     assert_eq!(lists.len(), 3);
     assert_eq!(lists[0]["openid"], demo::MSDK_QQ_ALICE_OPENID);
@@ -149,7 +153,8 @@ async fn strangers_by_openid_list() {
     let h = start().await;
     let answer = alice(
         STRANGE,
-        json!({"vcopenid": [demo::MSDK_QQ_DAVE_OPENID, "00000000000000000000000000000000",
+        json!({"appid": qq_appid_number(),
+               "vcopenid": [demo::MSDK_QQ_DAVE_OPENID, "00000000000000000000000000000000",
                             demo::MSDK_QQ_CAROL_OPENID]}),
     )
     .send(&h)
@@ -169,7 +174,16 @@ async fn strangers_by_openid_list() {
         })
     );
     assert_eq!(list[1]["gender"], "2");
-    let missing = alice(STRANGE, json!({"vcopenid": []})).send(&h).await;
+    // The appid as a string (the seed's table type; its example sends a number) is refused.
+    assert_eq!(
+        alice(STRANGE, json!({"vcopenid": [demo::MSDK_QQ_DAVE_OPENID]}))
+            .send(&h)
+            .await,
+        json!({"ret": -1001, "msg": "appid invalid"})
+    );
+    let missing = alice(STRANGE, json!({"appid": qq_appid_number(), "vcopenid": []}))
+        .send(&h)
+        .await;
     assert_eq!(missing, json!({"ret": -1001, "msg": "vcopenid invalid"}));
 }
 
@@ -404,4 +418,9 @@ async fn busy_and_code_faults_in_the_msdk_envelope() {
     assert_eq!(response.status(), 200);
     let text = response.text().await.unwrap();
     assert!(serde_json::from_str::<Value>(&text).is_err(), "{text}");
+}
+
+/// The demo QQ appid as a JSON number, as the qqstrange_profile example sends it.
+fn qq_appid_number() -> u64 {
+    demo::MSDK_QQ_APPID.parse().expect("QQ appids are decimal")
 }

@@ -420,10 +420,16 @@ async fn upload_checks_secret_and_sizes() {
             "{claimed}"
         );
     }
-    // filelength as a string, as PHP's filesize() gives it; a literal "+" is one byte.
+    // filelength as a string is refused (the seed's example sends a number); a literal "+"
+    // is one byte.
     let mut body = upload_body(b"a+b", 3);
     body["binary"] = json!("a+b");
     body["filelength"] = json!("3");
+    assert_eq!(
+        code(body.clone()).await,
+        json!({"ret": -1001, "msg": "filelength invalid"})
+    );
+    body["filelength"] = json!(3);
     assert_eq!(ret(&code(body).await), 0);
 
     assert_eq!(
