@@ -50,10 +50,15 @@ fn item_shape(field: &FieldPlan) -> Shape {
         Kind::String | Kind::Bytes => Shape::String,
         Kind::Bool => Shape::Bool,
         Kind::Enum(_) => {
-            let numeric = field.enum_mapping.as_ref().is_some_and(|m| {
-                m.to_upstream.values().all(|v| v.parse::<i64>().is_ok())
-            });
-            if numeric { Shape::Number } else { Shape::String }
+            let numeric = field
+                .enum_mapping
+                .as_ref()
+                .is_some_and(|m| m.to_upstream.values().all(|v| v.parse::<i64>().is_ok()));
+            if numeric {
+                Shape::Number
+            } else {
+                Shape::String
+            }
         }
         Kind::Message(m) if m.full_name() == "google.protobuf.Value" => Shape::Any,
         Kind::Message(m) if m.full_name() == "google.protobuf.ListValue" => Shape::Array,
@@ -116,7 +121,10 @@ fn compare_object(
         let at = format!("{path} \"{name}\"");
         if let Some(shape) = filled.get(name.as_str()) {
             if *shape != shape_of_json(value) && !value.is_null() {
-                findings.push(format!("{at}: gamegate fills it as {shape:?}, example {:?}", shape_of_json(value)));
+                findings.push(format!(
+                    "{at}: gamegate fills it as {shape:?}, example {:?}",
+                    shape_of_json(value)
+                ));
             }
             continue;
         }
@@ -127,7 +135,9 @@ fn compare_object(
         if let Some(location_of) = top_level {
             let location = location_of(field);
             if location != Location::Body {
-                findings.push(format!("{at}: in the example's body, declared {location:?}"));
+                findings.push(format!(
+                    "{at}: in the example's body, declared {location:?}"
+                ));
                 continue;
             }
         }
@@ -136,11 +146,15 @@ fn compare_object(
         // One item of such a list is sent as an object: the example's form.
         let one_as_object = field.single_item_as_object && example_shape == Shape::Object;
         if sent != example_shape && sent != Shape::Any && !one_as_object {
-            findings.push(format!("{at}: gamegate sends {sent:?}, the example {example_shape:?}"));
+            findings.push(format!(
+                "{at}: gamegate sends {sent:?}, the example {example_shape:?}"
+            ));
             continue;
         }
         if is_empty(value) && !field.always_send {
-            findings.push(format!("{at}: the example sends it empty; not declared always_send"));
+            findings.push(format!(
+                "{at}: the example sends it empty; not declared always_send"
+            ));
         }
         let nested_example = match value {
             Json::Object(object) => Some(object),
@@ -178,7 +192,10 @@ fn findings() -> Vec<String> {
                     route.path,
                     route.location_of(field)
                 )),
-                None => findings.push(format!("{} \"{name}\": in the example's query, not declared", route.path)),
+                None => findings.push(format!(
+                    "{} \"{name}\": in the example's query, not declared",
+                    route.path
+                )),
             }
         }
         let mut filled = BTreeMap::new();
@@ -197,12 +214,22 @@ fn findings() -> Vec<String> {
         match &example.body {
             None => {
                 if route.sends_body() {
-                    findings.push(format!("{}: the example has no body; gamegate sends one", route.path));
+                    findings.push(format!(
+                        "{}: the example has no body; gamegate sends one",
+                        route.path
+                    ));
                 }
             }
             Some(Json::Object(body)) => {
                 let location_of = |field: &FieldPlan| route.location_of(field);
-                compare_object(&route.path, body, &route.request, &filled, Some(&location_of), &mut findings);
+                compare_object(
+                    &route.path,
+                    body,
+                    &route.request,
+                    &filled,
+                    Some(&location_of),
+                    &mut findings,
+                );
             }
             Some(other) => findings.push(format!("{}: example body {other}", route.path)),
         }
@@ -214,5 +241,10 @@ fn findings() -> Vec<String> {
 #[test]
 fn every_msdk_route_sends_what_the_seed_examples_send() {
     let findings = findings();
-    assert!(findings.is_empty(), "{} departures:\n{}", findings.len(), findings.join("\n"));
+    assert!(
+        findings.is_empty(),
+        "{} departures:\n{}",
+        findings.len(),
+        findings.join("\n")
+    );
 }

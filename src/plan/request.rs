@@ -485,14 +485,12 @@ fn field_to_json(plan: &FieldPlan, message: &DynamicMessage) -> Option<Json> {
         Value::List(items) if items.len() == 1 && plan.single_item_as_object => {
             value_to_json(plan, &items[0])
         }
-        Value::List(items) => {
-            Some(Json::Array(
-                items
-                    .iter()
-                    .filter_map(|item| value_to_json(plan, item))
-                    .collect(),
-            ))
-        }
+        Value::List(items) => Some(Json::Array(
+            items
+                .iter()
+                .filter_map(|item| value_to_json(plan, item))
+                .collect(),
+        )),
         Value::String(text) if text.is_empty() => match &plan.default_value {
             Some(default) => Some(Json::String(default.clone())),
             None => plan.always_send.then(|| Json::String(String::new())),
@@ -611,7 +609,128 @@ fn query_text(value: &Json) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::rawurlencode;
+    use prost_reflect::DynamicMessage;
+    use serde_json::json;
+
+    use super::{Json, build_request, rawurlencode};
+    use crate::{
+        errors::GatewayError,
+        plan::{RouteTable, UpstreamRequest},
+        proto::{self, ErrorReason},
+    };
+
+    /// Builds the upstream request of `rpc` (`Service/Method` of gamegate.v1)
+    /// from a generated message, as the generic path does.
+    fn build(rpc: &str, message: &impl prost::Message) -> Result<UpstreamRequest, GatewayError> {
+        let table = RouteTable::from_pool(&proto::DESCRIPTOR_POOL).expect("the routes compile");
+        let route = table
+            .get(&format!("/gamegate.v1.{rpc}"))
+            .unwrap_or_else(|| panic!("no route {rpc}"));
+        let dynamic = DynamicMessage::decode(
+            route.request.descriptor.clone(),
+            message.encode_to_vec().as_slice(),
+        )
+        .expect("a generated message decodes");
+        build_request(route, &dynamic)
+    }
+
+    fn wx_login() -> Option<proto::WxUserLogin> {
+        Some(proto::WxUserLogin {
+            openid: "oGRTijrV0l67hDGN7dstOl8CphN0".into(),
+            access_token: "token".into(),
+        })
+    }
+
+    #[test]
+    fn a_link_share_without_its_link_is_refused_before_any_call() {
+        let message = |msg_type: proto::WxGroupMessageType, share_url: &str| {
+            proto::SendWxGroupMessageRequest {
+                app_id: "wxcde873f99466f74a".into(),
+                user: wx_login(),
+                req_body: Some(proto::WxGroupMessageBody {
+                    msg_type: msg_type as i32,
+                    group_id: "guild".into(),
+                    content: Some(proto::WxGroupMessageContent {
+                        title: "t".into(),
+                        share_url: share_url.into(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                options: None,
+            }
+        };
+        let rpc = "RelationService/SendWxGroupMessage";
+        let Err(GatewayError::InvalidRequest { violations }) =
+            build(rpc, &message(proto::WxGroupMessageType::Link, ""))
+        else {
+            panic!("a link share without share_url is refused");
+        };
+        assert_eq!(violations.len(), 1, "{violations:?}");
+        assert_eq!(violations[0].field, "req_body.content.share_url");
+        assert_eq!(violations[0].reason, ErrorReason::FieldRequired);
+        assert_eq!(violations[0].description, "is required when msg_type is 2");
+        assert!(
+            build(
+                rpc,
+                &message(proto::WxGroupMessageType::Link, "https://a.b/")
+            )
+            .is_ok()
+        );
+        let structured = build(rpc, &message(proto::WxGroupMessageType::Structured, ""))
+            .expect("a structured share needs no link");
+        assert_eq!(structured.body["reqBody"]["msg_type"], json!(1));
+        assert!(
+            structured.body["reqBody"]["open"]
+                .get("share_url")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn members_the_example_always_sends_go_out_empty() {
+        let request = build(
+            "ShareService/ShareWx",
+            &proto::ShareWxRequest {
+                app_id: "wxcde873f99466f74a".into(),
+                openid: "o".into(),
+                access_token: "t".into(),
+                fopenid: "f".into(),
+                ..Default::default()
+            },
+        )
+        .expect("valid");
+        assert_eq!(request.body.get("thumb_media_id"), Some(&json!("")));
+        assert_eq!(
+            request.body.get("extinfo"),
+            None,
+            "not declared always_send"
+        );
+    }
+
+    #[test]
+    fn one_battle_report_is_an_object_and_several_an_array() {
+        let report = || proto::WxBattleReport {
+            base_info: Some(proto::WxBattleBaseInfo {
+                game_name: "g".into(),
+                plat_id: proto::WxBattlePlatform::Ios as i32,
+                level: Some(2),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let message = |reports| proto::ReportWxBattleRequest {
+            app_id: "wxcde873f99466f74a".into(),
+            openid: "o".into(),
+            reports,
+            options: None,
+        };
+        let rpc = "ProfileService/ReportWxBattle";
+        let one = build(rpc, &message(vec![report()])).expect("valid");
+        assert_eq!(one.body["json"]["baseinfo"]["level"], json!(2));
+        let two = build(rpc, &message(vec![report(), report()])).expect("valid");
+        assert!(matches!(&two.body["json"], Json::Array(items) if items.len() == 2));
+    }
 
     #[test]
     fn rawurlencode_matches_php() {

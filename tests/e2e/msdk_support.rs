@@ -62,7 +62,9 @@ pub async fn received(harness: &Harness, path: &str) -> Vec<Value> {
 /// The body of the last request the sandbox's MSDK interface `path` received.
 pub async fn last_body(harness: &Harness, path: &str) -> Value {
     let requests = received(harness, path).await;
-    let last = requests.last().unwrap_or_else(|| panic!("{path} received no request"));
+    let last = requests
+        .last()
+        .unwrap_or_else(|| panic!("{path} received no request"));
     last["body"].clone()
 }
 

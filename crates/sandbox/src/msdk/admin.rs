@@ -54,11 +54,16 @@ async fn encryption(State(sandbox): State<Sandbox>) -> AdminResult {
 
 /// The last requests the MSDK interfaces received (at most `wire::KEPT`), oldest first: all
 /// of them, or (with `path`) those of one interface.
-async fn received_requests(State(sandbox): State<Sandbox>, RawQuery(query): RawQuery) -> AdminResult {
+async fn received_requests(
+    State(sandbox): State<Sandbox>,
+    RawQuery(query): RawQuery,
+) -> AdminResult {
     let params = QueryParams::parse(query.as_deref());
     let path = params.get_non_empty("path");
     let state = sandbox.shared.msdk.state();
-    Ok(axum::Json(json!({ "requests": state.received.of(path.as_deref()) })))
+    Ok(axum::Json(
+        json!({ "requests": state.received.of(path.as_deref()) }),
+    ))
 }
 
 /// Forgets the received requests.

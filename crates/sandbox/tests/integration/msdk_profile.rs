@@ -837,7 +837,11 @@ async fn subscription_life_cycle() {
     assert_eq!(clear.send(&h).await, json!({"ret": 0, "msg": "success"}));
     let answer = wx_alice(SUB_LIST, json!({})).send(&h).await;
     assert_eq!(list(&answer), [(19, false), (43, false), (77, false)]);
-    assert_eq!(ret(&push(json!("77")).send(&h).await), -1001, "msgId as a string");
+    assert_eq!(
+        ret(&push(json!("77")).send(&h).await),
+        -1001,
+        "msgId as a string"
+    );
     assert_eq!(ret(&push(json!(77)).send(&h).await), 0);
     let admin = h.get_json(&url).await;
     assert_eq!(admin["pushes"][1]["subscribers"], json!([]));
