@@ -348,17 +348,16 @@ impl RouteTable {
                 let request = compiler.message(&method.input())?;
                 check_fan_out(&request, method.full_name())?;
                 let no_body = declared.body() == RequestBody::None;
-                if no_body {
-                    if let Some(field) = request
+                if no_body
+                    && let Some(field) = request
                         .fields
                         .iter()
                         .find(|f| f.location == Some(Location::Body))
-                    {
-                        return Err(RouteDeclarationError::BodyFieldWithoutBody {
-                            rpc: method.full_name().into(),
-                            field: field.field.name().into(),
-                        });
-                    }
+                {
+                    return Err(RouteDeclarationError::BodyFieldWithoutBody {
+                        rpc: method.full_name().into(),
+                        field: field.field.name().into(),
+                    });
                 }
                 let response = compiler.message(&method.output())?;
                 let route = Route {

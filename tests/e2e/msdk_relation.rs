@@ -2263,20 +2263,16 @@ async fn wx_group_messages_from_members_only() {
         })
     );
 
-    // A link share needs its share_url (-1001).
+    // A link share needs its share_url: refused by the declared rule, before
+    // any call (msdk_wire.rs shows the platform never sees it).
     let error = expect_error(
         relation
             .send_wx_group_message(wx_message_request(wx_bob(), WxGroupMessageType::Link))
             .await,
         Code::InvalidArgument,
-        "MSDK_CLIENT_ERROR",
+        "FIELD_REQUIRED",
     );
-    assert_client_error(
-        &error,
-        -1001,
-        "reqBody.open.share_url invalid",
-        "/relation/wxsend_groupmsg",
-    );
+    assert_eq!(error.bad_request_fields(), ["req_body.content.share_url"]);
     let mut link = wx_message_request(wx_bob(), WxGroupMessageType::Link);
     let body = link.req_body.as_mut().unwrap();
     body.sub_type = WxGroupShareSubType::Gift as i32;

@@ -977,16 +977,7 @@ async fn handle(State(sandbox): State<Sandbox>, request: Request) -> Response {
     let appid = params.get("appid").unwrap_or_default();
     let url_openid = params.get("openid").unwrap_or_default();
     let client_ip = freeflow::client_ip(&parts);
-    match run(
-        &sandbox,
-        parts.method.as_str(),
-        path,
-        &params,
-        &parts.headers,
-        &body,
-        degraded,
-        client_ip,
-    ) {
+    match run(&sandbox, &parts, &params, &body, degraded, client_ip) {
         Ok((interface, mut fields)) => {
             debug!(path = interface.path, %appid, %url_openid, degraded, "msdk request answered");
             fields.insert("ret".to_owned(), json!(0));
@@ -1010,14 +1001,13 @@ type Outcome = Result<(&'static Interface, Map<String, Value>), (&'static str, M
 /// carry `msg` (MSDK's shared layers write them); the interface's own answers use its key.
 fn run(
     sandbox: &Sandbox,
-    method: &str,
-    path: &str,
+    parts: &axum::http::request::Parts,
     params: &QueryParams,
-    headers: &HeaderMap,
     body: &Bytes,
     degraded: bool,
     client_ip: Option<String>,
 ) -> Outcome {
+    let (method, path, headers) = (parts.method.as_str(), parts.uri.path(), &parts.headers);
     let now = unix_now();
     let mut state = sandbox.shared.msdk.state();
     if let Some(interface) = find(path) {
