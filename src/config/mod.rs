@@ -219,6 +219,43 @@ fn default_msdk_encode() -> u8 {
     2
 }
 
+/// Whether a secret's value is the stand-in text of an example or template
+/// ("set GAMEGATE_… instead", "changeme", "<secret>"): configured as it is, it
+/// would authenticate callers with, or sign with, a text anyone can read.
+fn is_placeholder(value: &str) -> bool {
+    let lower = value.trim().to_ascii_lowercase();
+    lower.contains("set gamegate_")
+        || lower.contains(" instead")
+        || lower.contains("changeme")
+        || lower.contains("change-me")
+        || (lower.starts_with('<') && lower.ends_with('>'))
+}
+
+/// A configured secret must be set, and not to a placeholder. The error names
+/// the key and where to set it, never the value.
+fn check_secret(key: &str, secret: &SecretString) -> Result<(), ConfigError> {
+    let value = secret.expose_secret();
+    if value.is_empty() {
+        return Err(ConfigError::Invalid(format!("{key} is empty")));
+    }
+    if is_placeholder(value) {
+        // Caller tokens are a list in the file: no environment variable names
+        // one by its caller yet.
+        let where_to = if key.starts_with("callers.") {
+            "write the caller's real token in the file".to_string()
+        } else {
+            format!(
+                "set it from the environment (GAMEGATE_{}) or write the real value in the file",
+                key.to_ascii_uppercase().replace('.', "__")
+            )
+        };
+        return Err(ConfigError::Invalid(format!(
+            "{key} still holds the example's placeholder text, not a secret: {where_to}"
+        )));
+    }
+    Ok(())
+}
+
 impl Config {
     /// Reads `path` (if given) and then the environment, which wins.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
@@ -299,34 +336,29 @@ impl Config {
             check_url("qq_minigame", &platform.base_url)?;
             check_budget("qq_minigame", platform.budget_ms)?;
             for (appid, app) in &platform.apps {
-                if app.secret.expose_secret().is_empty() {
-                    return Err(ConfigError::Invalid(format!(
-                        "qq_minigame.apps.{appid}.secret is empty"
-                    )));
-                }
+                check_secret(&format!("qq_minigame.apps.{appid}.secret"), &app.secret)?;
             }
         }
         if let Some(platform) = &self.qq_openapi {
             check_url("qq_openapi", &platform.base_url)?;
             check_budget("qq_openapi", platform.budget_ms)?;
             for (appid, app) in &platform.apps {
-                if app.appkey.expose_secret().is_empty() {
-                    return Err(ConfigError::Invalid(format!(
-                        "qq_openapi.apps.{appid}.appkey is empty"
-                    )));
-                }
+                check_secret(&format!("qq_openapi.apps.{appid}.appkey"), &app.appkey)?;
             }
         }
         if let Some(platform) = &self.msdk {
             check_url("msdk", &platform.base_url)?;
             check_budget("msdk", platform.budget_ms)?;
             for (appid, app) in &platform.apps {
-                if app.msdkkey.expose_secret().is_empty() {
-                    return Err(ConfigError::Invalid(format!(
-                        "msdk.apps.{appid}.msdkkey is empty"
-                    )));
+                check_secret(&format!("msdk.apps.{appid}.msdkkey"), &app.msdkkey)?;
+                if let Some(appkey) = &app.appkey {
+                    check_secret(&format!("msdk.apps.{appid}.appkey"), appkey)?;
                 }
-                for channel in app.video_channels.keys() {
+                for (channel, secret) in &app.video_channels {
+                    check_secret(
+                        &format!("msdk.apps.{appid}.video_channels.{channel}"),
+                        secret,
+                    )?;
                     if channel.parse::<i64>().is_err() {
                         return Err(ConfigError::Invalid(format!(
                             "msdk.apps.{appid}.video_channels: {channel:?} is not a channel id"
@@ -350,6 +382,7 @@ impl Config {
             }
         }
         for caller in &self.callers {
+            check_secret(&format!("callers.{}.token", caller.name), &caller.token)?;
             if caller.token.expose_secret().len() < 16 {
                 return Err(ConfigError::Invalid(format!(
                     "callers.{}.token must be at least 16 characters",
@@ -538,6 +571,55 @@ impl Provider for Environment {
 
     fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
         self.0.data()
+    }
+}
+
+#[cfg(test)]
+mod placeholder_tests {
+    use super::*;
+
+    #[test]
+    fn the_unmodified_example_configuration_is_refused_and_the_key_named() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/gamegate.example.toml");
+        let error = Config::load(Some(&example)).expect_err("placeholders are not secrets");
+        let text = error.to_string();
+        // The first placeholder found is named, with its environment variable.
+        assert!(
+            text.contains("qq_minigame.apps.1112345678.secret"),
+            "{text}"
+        );
+        assert!(
+            text.contains("GAMEGATE_QQ_MINIGAME__APPS__1112345678__SECRET"),
+            "{text}"
+        );
+        assert!(text.contains("placeholder"), "{text}");
+    }
+
+    #[test]
+    fn placeholders_are_told_from_secrets() {
+        for placeholder in [
+            "set GAMEGATE_MSDK__APPS__100703379__MSDKKEY instead",
+            "CHANGEME",
+            "<your appkey>",
+        ] {
+            assert!(is_placeholder(placeholder), "{placeholder}");
+            let error = check_secret("msdk.apps.1.msdkkey", &placeholder.into())
+                .expect_err("refused")
+                .to_string();
+            assert!(error.contains("GAMEGATE_MSDK__APPS__1__MSDKKEY"), "{error}");
+        }
+        for secret in ["5f4dcc3b5aa765d61d8327deb882cf99", "0123456789", "a<b>"] {
+            assert!(!is_placeholder(secret), "{secret}");
+            assert!(check_secret("k", &secret.into()).is_ok());
+        }
+        let caller = check_secret("callers.lobby.token", &"set GAMEGATE_X instead".into())
+            .expect_err("refused")
+            .to_string();
+        assert!(caller.contains("write the caller's real token"), "{caller}");
+        assert_eq!(
+            check_secret("k", &"".into()).unwrap_err().to_string(),
+            "configuration is invalid: k is empty"
+        );
     }
 }
 

@@ -435,3 +435,21 @@ async fn a_flood_of_wrong_tokens_writes_a_handful_of_warnings_counting_the_rest(
         &warnings[..warnings.len().min(10)]
     );
 }
+
+#[test]
+fn the_unmodified_example_configuration_does_not_start() {
+    let example = include_str!("../../deploy/gamegate.example.toml");
+    for command in ["serve", "check-config"] {
+        let output = Gamegate::spawn(command, example, &KUBERNETES_SERVICE_VARIABLES)
+            .exit_within(Duration::from_secs(30));
+        assert!(!output.status.success(), "{command}: {}", output.status);
+        assert!(
+            output.stderr.contains("placeholder")
+                && output
+                    .stderr
+                    .contains("GAMEGATE_QQ_MINIGAME__APPS__1112345678__SECRET"),
+            "{command}: the error names the key and its variable: {}",
+            output.stderr
+        );
+    }
+}
