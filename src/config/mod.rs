@@ -381,6 +381,7 @@ impl Config {
                 }
             }
         }
+        self.validate_callers()?;
         for caller in &self.callers {
             check_secret(&format!("callers.{}.token", caller.name), &caller.token)?;
             if caller.token.expose_secret().len() < 16 {
@@ -391,6 +392,53 @@ impl Config {
             }
         }
         self.listener.validate(self.longest_budget_ms())?;
+        Ok(())
+    }
+
+    /// Callers are told apart by name and by token, and use only apps that a
+    /// platform section configures.
+    fn validate_callers(&self) -> Result<(), ConfigError> {
+        let configured: std::collections::BTreeSet<&str> = [
+            self.qq_minigame
+                .iter()
+                .flat_map(|p| p.apps.keys())
+                .collect::<Vec<_>>(),
+            self.qq_openapi.iter().flat_map(|p| p.apps.keys()).collect(),
+            self.msdk.iter().flat_map(|p| p.apps.keys()).collect(),
+        ]
+        .into_iter()
+        .flatten()
+        .map(String::as_str)
+        .collect();
+        for (index, caller) in self.callers.iter().enumerate() {
+            let earlier = &self.callers[..index];
+            if earlier.iter().any(|other| other.name == caller.name) {
+                return Err(ConfigError::Invalid(format!(
+                    "callers: two callers are named {:?}; give each its own name",
+                    caller.name
+                )));
+            }
+            if let Some(other) = earlier
+                .iter()
+                .find(|other| other.token.expose_secret() == caller.token.expose_secret())
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "callers.{}.token is the token of callers.{} too; give each caller its own",
+                    caller.name, other.name
+                )));
+            }
+            if let Some(unknown) = caller
+                .apps
+                .iter()
+                .find(|app| !configured.contains(app.as_str()))
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "callers.{}.apps names {unknown:?}, which no platform section configures; \
+                     configure the app or remove it from the list",
+                    caller.name
+                )));
+            }
+        }
         Ok(())
     }
 
@@ -577,6 +625,44 @@ impl Provider for Environment {
 #[cfg(test)]
 mod placeholder_tests {
     use super::*;
+
+    fn with_callers(callers: &str) -> Result<Config, ConfigError> {
+        let text = format!(
+            "[msdk]\nbase_url = \"http://127.0.0.1:9\"\n[msdk.apps.100703379]\n\
+             msdkkey = \"a-real-looking-msdk-key\"\n{callers}"
+        );
+        let figment = Figment::new().merge(Toml::string(&text));
+        let config: Config = figment.extract().expect("the test config parses");
+        config.validate().map(|()| config)
+    }
+
+    #[test]
+    fn callers_are_distinct_and_use_configured_apps() {
+        let caller = |name: &str, token: &str, apps: &str| {
+            format!("[[callers]]\nname = \"{name}\"\ntoken = \"{token}\"\napps = [{apps}]\n")
+        };
+        let lobby = caller("lobby", "lobby-token-0123456789", "\"100703379\"");
+        assert!(with_callers(&lobby).is_ok());
+        let twice = format!("{lobby}{}", caller("lobby", "other-token-0123456789", ""));
+        let error = with_callers(&twice).unwrap_err().to_string();
+        assert!(error.contains("two callers are named \"lobby\""), "{error}");
+        let same_token = format!("{lobby}{}", caller("match", "lobby-token-0123456789", ""));
+        let error = with_callers(&same_token).unwrap_err().to_string();
+        assert!(
+            error.contains("callers.match.token is the token of callers.lobby"),
+            "{error}"
+        );
+        assert!(
+            !error.contains("lobby-token-0123456789"),
+            "the token is quoted: {error}"
+        );
+        let unknown = caller("lobby", "lobby-token-0123456789", "\"100703379\", \"999\"");
+        let error = with_callers(&unknown).unwrap_err().to_string();
+        assert!(
+            error.contains("callers.lobby.apps names \"999\""),
+            "{error}"
+        );
+    }
 
     #[test]
     fn the_unmodified_example_configuration_is_refused_and_the_key_named() {
