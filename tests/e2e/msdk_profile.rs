@@ -1000,7 +1000,7 @@ fn struct_of(fields: &[(&str, PbValue)]) -> Struct {
     }
 }
 
-fn battle_request(reports: Vec<WxBattleReport>) -> ReportWxBattleRequest {
+pub(crate) fn battle_request(reports: Vec<WxBattleReport>) -> ReportWxBattleRequest {
     ReportWxBattleRequest {
         app_id: WX.into(),
         openid: demo::MSDK_WX_ALICE_OPENID.into(),

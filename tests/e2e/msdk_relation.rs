@@ -187,7 +187,7 @@ fn list_request(user: Option<QqUserLogin>) -> ListQqGroupsRequest {
     }
 }
 
-fn bind_existing_request(
+pub(crate) fn bind_existing_request(
     user: Option<QqUserLogin>,
     guild_id: &str,
     gc: &str,
@@ -205,7 +205,7 @@ fn bind_existing_request(
     }
 }
 
-fn remind_request(user: Option<QqUserLogin>, guild_id: &str) -> RemindLeaderBindRequest {
+pub(crate) fn remind_request(user: Option<QqUserLogin>, guild_id: &str) -> RemindLeaderBindRequest {
     RemindLeaderBindRequest {
         app_id: QQ.into(),
         user,
@@ -220,7 +220,7 @@ fn remind_request(user: Option<QqUserLogin>, guild_id: &str) -> RemindLeaderBind
     }
 }
 
-fn union_request(user: Option<QqUserLogin>, gc: &str) -> QueryBoundUnionRequest {
+pub(crate) fn union_request(user: Option<QqUserLogin>, gc: &str) -> QueryBoundUnionRequest {
     QueryBoundUnionRequest {
         app_id: QQ.into(),
         user,
@@ -298,7 +298,7 @@ fn wx_unlink_request() -> UnlinkWxGroupRequest {
     }
 }
 
-fn wx_message_request(
+pub(crate) fn wx_message_request(
     user: Option<WxUserLogin>,
     msg_type: WxGroupMessageType,
 ) -> SendWxGroupMessageRequest {

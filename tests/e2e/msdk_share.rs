@@ -236,7 +236,7 @@ async fn share_qq_daily_limits() {
 
 // ---- /share/upload_wx and /share/wx ------------------------------------------------------
 
-fn upload(image: Vec<u8>) -> UploadWxThumbRequest {
+pub(crate) fn upload(image: Vec<u8>) -> UploadWxThumbRequest {
     UploadWxThumbRequest {
         app_id: WX.into(),
         openid: demo::MSDK_WX_ALICE_OPENID.into(),
@@ -250,7 +250,7 @@ fn upload(image: Vec<u8>) -> UploadWxThumbRequest {
     }
 }
 
-fn wx_share(to: &str, thumb_media_id: &str) -> ShareWxRequest {
+pub(crate) fn wx_share(to: &str, thumb_media_id: &str) -> ShareWxRequest {
     ShareWxRequest {
         app_id: WX.into(),
         openid: demo::MSDK_WX_ALICE_OPENID.into(),

@@ -8,19 +8,21 @@ use gamegate::proto::profile_service_client::ProfileServiceClient;
 use gamegate::proto::share_service_client::ShareServiceClient;
 use gamegate::proto::{
     BindExistingQqGroupRequest, GetFreeFlowInfoRequest, GetIpInfoRequest, GetPfValRequest,
-    GetQqStrangerProfilesRequest, GetQqVipRichInfoRequest, MsdkDevicePlatform, PfOperatingSystem,
-    QqUnionType, QueryBoundUnionRequest, RemindLeaderBindRequest, ReportWxBattleRequest,
-    SendWxGroupMessageRequest, ShareWxRequest, UploadWxThumbRequest, VerifyLoginRequest,
-    WxBattleBaseInfo, WxBattleInfo, WxBattlePlatform, WxBattleReport, WxGroupMessageBody,
-    WxGroupMessageContent, WxGroupMessageType, WxGroupShareSubType,
+    GetQqStrangerProfilesRequest, GetQqVipRichInfoRequest, PfOperatingSystem, QqUnionType,
+    QueryBoundUnionRequest, RemindLeaderBindRequest, SendWxGroupMessageRequest, VerifyLoginRequest,
+    WxBattleBaseInfo, WxBattleInfo, WxBattlePlatform, WxBattleReport, WxGroupMessageType,
+    WxGroupShareSubType,
 };
 use md5::{Digest, Md5};
 use serde_json::{Value, json};
 use tonic::Code;
 
 use crate::common::{Harness, demo, expect_error};
+use crate::msdk_profile::battle_request;
+use crate::msdk_relation as relation_tests;
+use crate::msdk_share::{upload, wx_share};
 use crate::msdk_support::{
-    GATEWAY_DOMAIN, QQ, WX, admin_get, last_body, qq_alice, qq_login, received, requests,
+    GATEWAY_DOMAIN, QQ, admin_get, last_body, qq_alice, qq_login, received, requests,
     total_requests, wx_bob,
 };
 
@@ -135,44 +137,6 @@ fn battle_report(plat_id: WxBattlePlatform, score: i64) -> WxBattleReport {
     }
 }
 
-fn battle_request(reports: Vec<WxBattleReport>) -> ReportWxBattleRequest {
-    ReportWxBattleRequest {
-        app_id: WX.into(),
-        openid: demo::MSDK_WX_ALICE_OPENID.into(),
-        reports,
-        options: None,
-    }
-}
-
-fn upload(image: Vec<u8>) -> UploadWxThumbRequest {
-    UploadWxThumbRequest {
-        app_id: WX.into(),
-        openid: demo::MSDK_WX_ALICE_OPENID.into(),
-        access_token: String::new(),
-        flag: None,
-        media_type: String::new(),
-        filename: "b.jpg".into(),
-        content_type: "image/jpeg".into(),
-        image,
-        options: None,
-    }
-}
-
-fn wx_share(to: &str, thumb_media_id: &str) -> ShareWxRequest {
-    ShareWxRequest {
-        app_id: WX.into(),
-        openid: demo::MSDK_WX_ALICE_OPENID.into(),
-        access_token: demo::MSDK_WX_ALICE_TOKEN.into(),
-        fopenid: to.into(),
-        extinfo: "extinfo".into(),
-        title: "to a friend".into(),
-        description: "test by hunter".into(),
-        media_tag_name: "MSG_INVITE".into(),
-        thumb_media_id: thumb_media_id.into(),
-        options: None,
-    }
-}
-
 fn verify_request(openid: &str, openkey: &str) -> VerifyLoginRequest {
     VerifyLoginRequest {
         app_id: QQ.into(),
@@ -199,45 +163,33 @@ fn qq_bob() -> Option<gamegate::proto::QqUserLogin> {
     qq_login(demo::MSDK_QQ_BOB_OPENID, demo::MSDK_QQ_BOB_TOKEN)
 }
 
+/// A link or structured share to Bob's WeChat group (msdk_relation's), with `share_url`.
+fn wx_message_request(msg_type: WxGroupMessageType, share_url: &str) -> SendWxGroupMessageRequest {
+    let mut request = relation_tests::wx_message_request(wx_bob(), msg_type);
+    let body = request.req_body.as_mut().expect("reqBody");
+    body.sub_type = WxGroupShareSubType::Gift as i32;
+    body.content.as_mut().expect("open").share_url = share_url.into();
+    request
+}
+
+/// Alice binds the demo's existing group to a team (msdk_relation's request).
 fn bind_existing_request(guild_id: &str) -> BindExistingQqGroupRequest {
     BindExistingQqGroupRequest {
-        app_id: QQ.into(),
-        user: qq_alice(),
-        guild_id: guild_id.into(),
-        zone_id: ZONE.into(),
-        gc: demo::MSDK_QQ_EXISTING_GC.into(),
-        group_name: "Alice's raid group".into(),
-        plat_id: MsdkDevicePlatform::Android as i32,
-        role_id: "role_leader".into(),
         union_type: QqUnionType::Team as i32,
-        ..Default::default()
+        ..relation_tests::bind_existing_request(qq_alice(), guild_id, demo::MSDK_QQ_EXISTING_GC)
     }
 }
 
+/// Bob reminds the leader of `guild_id` (msdk_relation's request).
 fn remind_request(guild_id: &str) -> RemindLeaderBindRequest {
-    RemindLeaderBindRequest {
-        app_id: QQ.into(),
-        user: qq_bob(),
-        guild_id: guild_id.into(),
-        zone_id: ZONE.into(),
-        plat_id: MsdkDevicePlatform::Ios as i32,
-        role_id: "role_member".into(),
-        role_name: "Bob the Tank".into(),
-        leader_openid: demo::MSDK_QQ_ALICE_OPENID.into(),
-        leader_role_id: "role_leader".into(),
-        ..Default::default()
-    }
+    relation_tests::remind_request(qq_bob(), guild_id)
 }
 
+/// Bob asks which team the demo's existing group is bound to.
 fn union_request() -> QueryBoundUnionRequest {
     QueryBoundUnionRequest {
-        app_id: QQ.into(),
-        user: qq_bob(),
-        gc: demo::MSDK_QQ_EXISTING_GC.into(),
         union_type: QqUnionType::Team as i32,
-        options: None,
-        guild_id: String::new(),
-        zone_id: String::new(),
+        ..relation_tests::union_request(qq_bob(), demo::MSDK_QQ_EXISTING_GC)
     }
 }
 
@@ -253,28 +205,6 @@ fn pf_val_request(version: &str) -> GetPfValRequest {
         offer_id: "1104674695".into(),
         options: None,
         version: version.into(),
-    }
-}
-
-fn wx_message_request(msg_type: WxGroupMessageType, share_url: &str) -> SendWxGroupMessageRequest {
-    SendWxGroupMessageRequest {
-        app_id: WX.into(),
-        user: wx_bob(),
-        req_body: Some(WxGroupMessageBody {
-            msg_type: msg_type as i32,
-            sub_type: WxGroupShareSubType::Gift as i32,
-            wx_app_id: "wxa28d26b2e31a21c4".into(),
-            group_id: demo::MSDK_WX_GROUP_ID.into(),
-            content: Some(WxGroupMessageContent {
-                title: "Raid tonight".into(),
-                desc: "Join us at 21:00".into(),
-                share_url: share_url.into(),
-                ext_info: "raid=42".into(),
-                message_ext: "ext".into(),
-                media_tag_name: "MSG_INVITE".into(),
-            }),
-        }),
-        options: None,
     }
 }
 

@@ -23,7 +23,8 @@ use crate::query::QueryParams;
 /// bounded cost whatever a client sends.
 pub(crate) const KEPT: usize = 256;
 
-/// The longest body text kept in a record: a record never holds more than this per request.
+/// The longest body kept whole in a record; a longer one is kept as its first this many bytes
+/// of text, so that the record costs at most [`KEPT`] times this, whatever clients send.
 const KEPT_BODY_BYTES: usize = 16 * 1024;
 
 /// The content types a body may come with: what every seed-002 example sends (a form label on
@@ -48,8 +49,11 @@ pub(crate) struct ReceivedRequest {
     pub(crate) encrypted: bool,
     /// Whether the request had a body at all (an empty one counts as none).
     pub(crate) has_body: bool,
-    /// The body as JSON (decrypted first), or as text when it is not JSON; null without one.
+    /// The body as JSON (decrypted first), or as text when it is not JSON or longer than
+    /// [`KEPT_BODY_BYTES`] (then cut there); null without one.
     pub(crate) body: Value,
+    /// The length of the (decrypted) body, in bytes.
+    pub(crate) body_bytes: usize,
 }
 
 impl ReceivedRequest {
@@ -61,12 +65,14 @@ impl ReceivedRequest {
         encrypted: bool,
         plain_body: Option<&[u8]>,
     ) -> Self {
+        let cut = |bytes: &[u8]| {
+            let text = String::from_utf8_lossy(&bytes[..bytes.len().min(KEPT_BODY_BYTES)]);
+            Value::String(text.into_owned())
+        };
         let body = match plain_body {
             None => Value::Null,
-            Some(bytes) => serde_json::from_slice(bytes).unwrap_or_else(|_| {
-                let text = String::from_utf8_lossy(&bytes[..bytes.len().min(KEPT_BODY_BYTES)]);
-                Value::String(text.into_owned())
-            }),
+            Some(bytes) if bytes.len() > KEPT_BODY_BYTES => cut(bytes),
+            Some(bytes) => serde_json::from_slice(bytes).unwrap_or_else(|_| cut(bytes)),
         };
         ReceivedRequest {
             path,
@@ -85,6 +91,7 @@ impl ReceivedRequest {
                 .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned()),
             encrypted,
             has_body: plain_body.is_some(),
+            body_bytes: plain_body.map_or(0, <[u8]>::len),
             body,
         }
     }
@@ -322,5 +329,16 @@ mod tests {
         );
         assert_eq!(kept[0].body, json!({"a": 1}));
         assert!(received.of(Some("/auth/check_token")).is_empty());
+        let large = vec![b' '; KEPT_BODY_BYTES * 4];
+        let record = ReceivedRequest::new(
+            "/auth/verify_login",
+            "POST",
+            &params,
+            &HeaderMap::new(),
+            false,
+            Some(&large),
+        );
+        assert_eq!(record.body_bytes, large.len());
+        assert_eq!(record.body.as_str().map(str::len), Some(KEPT_BODY_BYTES));
     }
 }
