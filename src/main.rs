@@ -6,7 +6,7 @@
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
-use gamegate::{app, telemetry};
+use gamegate::{app, config, telemetry};
 
 /// jemalloc with its background purge: memory that closed connections and
 /// finished calls held goes back to the system within its decay time, where
@@ -54,17 +54,25 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let command = cli.command.unwrap_or(Command::Serve {
+        config: None,
+        listen: None,
+    });
     // First, so that what reading the configuration logs (the environment
-    // variables it ignores) reaches the log.
-    if let Err(error) = telemetry::init_logging() {
+    // variables it ignores) reaches the log, in the format the file asks for.
+    let configured_format = match &command {
+        Command::Serve {
+            config: Some(path), ..
+        }
+        | Command::CheckConfig { config: path } => config::Config::log_format_of(path),
+        _ => None,
+    };
+    if let Err(error) = telemetry::init_logging(configured_format) {
         eprintln!("gamegate: {error}");
         return ExitCode::FAILURE;
     }
-    let cli = Cli::parse();
-    let result = match cli.command.unwrap_or(Command::Serve {
-        config: None,
-        listen: None,
-    }) {
+    let result = match command {
         Command::Serve { config, listen } => app::run(config.as_deref(), listen).await,
         #[cfg(feature = "sandbox")]
         Command::Sandbox { listen } => app::embedded::run_sandbox(listen).await,

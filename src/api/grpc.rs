@@ -22,13 +22,20 @@ use tonic::{
     server::{Grpc, UnaryService},
 };
 
-use super::{codec::DynamicCodec, status};
+use arc_swap::ArcSwap;
+
+use super::{
+    access::{AccessLine, AccessLog},
+    codec::DynamicCodec,
+    status,
+};
 use crate::{
     auth::{CallerRegistry, RegisteredCaller},
     config::Limits,
     core::{self, CallDeadline, Core},
     errors::GatewayError,
     limits::{self, CallsInFlight},
+    net,
     plan::{Route, RouteTable},
     state::BoxFuture,
 };
@@ -41,29 +48,43 @@ pub struct GrpcGateway {
 
 struct Shared {
     routes: Arc<RouteTable>,
-    callers: CallerRegistry,
-    core: Core,
-    limits: Limits,
     in_flight: CallsInFlight,
+    /// What a reload replaces; each call takes the one current at its start
+    /// and keeps it to its end.
+    serving: ArcSwap<Serving>,
+}
+
+/// What a call is served with, built from one configuration: callers,
+/// platforms (apps, secrets, budgets), limits, what the access line shows.
+pub struct Serving {
+    pub callers: CallerRegistry,
+    pub core: Core,
+    pub limits: Limits,
+    pub access_log: AccessLog,
 }
 
 impl GrpcGateway {
-    pub fn new(
-        routes: Arc<RouteTable>,
-        callers: CallerRegistry,
-        core: Core,
-        limits: Limits,
-    ) -> Self {
-        let in_flight = CallsInFlight::new(limits.max_calls_in_flight);
+    /// `max_calls_in_flight` holds for the life of the gateway: a reload does
+    /// not change it.
+    pub fn new(routes: Arc<RouteTable>, serving: Serving, max_calls_in_flight: usize) -> Self {
         GrpcGateway {
             inner: Arc::new(Shared {
                 routes,
-                callers,
-                core,
-                limits,
-                in_flight,
+                in_flight: CallsInFlight::new(max_calls_in_flight),
+                serving: ArcSwap::from_pointee(serving),
             }),
         }
+    }
+
+    /// Serves new calls with `serving`; calls in flight finish with the one
+    /// they started with.
+    pub fn replace(&self, serving: Serving) {
+        self.inner.serving.store(Arc::new(serving));
+    }
+
+    /// Calls in flight now.
+    pub fn calls_in_flight(&self) -> usize {
+        self.inner.in_flight.current()
     }
 }
 
@@ -116,10 +137,19 @@ impl Shared {
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|value| value.to_str().ok());
-        let caller = match self.callers.authenticate(authorization) {
+        // The verified client certificate's names, on an mTLS connection.
+        let certificate_names = request
+            .extensions()
+            .get::<net::ConnectionInfo>()
+            .and_then(net::ConnectionInfo::client_certificate_names);
+        let serving = self.serving.load_full();
+        let caller = match serving
+            .callers
+            .authenticate(authorization, certificate_names.as_deref())
+        {
             Ok(caller) => caller,
             Err(error) => {
-                core::record(&route, received_at, &Err(error.clone()));
+                core::record(&route, &Err(error.clone()));
                 return refusal(error);
             }
         };
@@ -127,10 +157,10 @@ impl Shared {
             Ok(place) => place,
             Err(error) => return refusal(error),
         };
-        let limit = limits::max_request_bytes(&route, &self.limits);
+        let limit = limits::max_request_bytes(&route, &serving.limits);
         let codec = DynamicCodec::new(route.method_descriptor.input());
         let handler = RouteHandler {
-            inner: self.clone(),
+            serving,
             route,
             caller,
             received_at,
@@ -144,7 +174,7 @@ impl Shared {
 }
 
 struct RouteHandler {
-    inner: Arc<Shared>,
+    serving: Arc<Serving>,
     route: Arc<Route>,
     caller: Option<Arc<RegisteredCaller>>,
     received_at: Instant,
@@ -155,7 +185,7 @@ impl UnaryService<DynamicMessage> for RouteHandler {
     type Future = BoxFuture<'static, Result<tonic::Response<DynamicMessage>, Status>>;
 
     fn call(&mut self, request: tonic::Request<DynamicMessage>) -> Self::Future {
-        let inner = self.inner.clone();
+        let serving = self.serving.clone();
         let route = self.route.clone();
         let caller = self.caller.clone();
         let received_at = self.received_at;
@@ -164,14 +194,28 @@ impl UnaryService<DynamicMessage> for RouteHandler {
                 received_at,
                 caller_timeout: grpc_timeout(request.metadata()),
             };
-            let outcome = inner
+            let outcome = serving
                 .core
                 .execute(&route, caller.as_deref(), request.get_ref(), deadline)
                 .await;
-            core::record(&route, received_at, &outcome);
+            core::record(&route, &outcome);
+            let outcome = outcome.map_err(|error| {
+                let status = error.to_status();
+                (error, status)
+            });
+            serving.access_log.write(&AccessLine {
+                route: &route,
+                request: request.get_ref(),
+                caller: caller.as_deref(),
+                outcome: outcome
+                    .as_ref()
+                    .map(drop)
+                    .map_err(|(error, status)| (error, status.code())),
+                elapsed: received_at.elapsed(),
+            });
             outcome
                 .map(tonic::Response::new)
-                .map_err(|error| error.to_status())
+                .map_err(|(_, status)| status)
         })
     }
 }

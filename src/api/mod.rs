@@ -5,6 +5,7 @@
 //! ([`health`]); ErrorInfo on the statuses gRPC's own layer writes
 //! ([`status`]).
 
+pub mod access;
 pub mod codec;
 pub mod grpc;
 pub mod health;

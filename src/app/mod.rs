@@ -10,19 +10,28 @@ pub mod embedded;
 mod run;
 pub mod signal;
 
-use std::{future::Future, net::SocketAddr, sync::Arc};
+use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use thiserror::Error;
-use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use tokio::{
+    net::TcpListener,
+    sync::{mpsc, oneshot},
+    task::JoinHandle,
+    time::Instant,
+};
 use tonic::service::Routes;
 use tonic_health::server::HealthReporter;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 
 pub use self::run::{check_config, run};
 use crate::{
-    api::{self, grpc::GrpcGateway},
+    api::{
+        self,
+        access::AccessLog,
+        grpc::{GrpcGateway, Serving},
+    },
     auth::CallerRegistry,
-    config::Config,
+    config::{Config, ListenerLimits},
     core::Core,
     net,
     plan::{RouteDeclarationError, RouteTable},
@@ -42,6 +51,8 @@ pub enum ServeError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("the grpc server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error("tls cannot be set up: {0}")]
+    Tls(#[from] net::TlsError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -49,22 +60,43 @@ pub enum ServeError {
     },
 }
 
-/// The gRPC routes of gamegate (gateway services, health, reflection), the
-/// health reporter and the names of the gateway services it reports on.
-pub async fn build_routes(
-    config: &Config,
-) -> Result<(Routes, HealthReporter, Vec<String>), ServeError> {
-    let table = Arc::new(RouteTable::from_pool(&proto::DESCRIPTOR_POOL)?);
+/// The gRPC routes of gamegate (gateway services, health, reflection), and
+/// what serving them needs later: the health reporter, the gateway (to swap
+/// its configuration in on a reload) and the upstream client it shares.
+pub struct Built {
+    pub routes: Routes,
+    pub health: HealthReporter,
+    pub services: Vec<String>,
+    pub gateway: GrpcGateway,
+    http: UpstreamHttp,
+}
+
+/// What one configuration gives the calls: callers, platforms (apps,
+/// secrets, budgets), limits and the access line. A reload builds a new one;
+/// the upstream connection pool is kept across reloads.
+pub fn serving_from(config: &Config, http: &UpstreamHttp) -> Result<Serving, ServeError> {
     let callers = CallerRegistry::new(&config.callers);
     if callers.is_open() {
         tracing::warn!("no callers are configured: any client may call gamegate with any app");
     }
-    let platforms = PlatformRegistry::from_config(config, &UpstreamHttp::new(), &MemoryStore)?;
+    let platforms = PlatformRegistry::from_config(config, http, &MemoryStore)?;
+    Ok(Serving {
+        callers,
+        core: Core::new(platforms),
+        limits: config.limits.clone(),
+        access_log: AccessLog {
+            openid: config.log_openid,
+        },
+    })
+}
+
+pub async fn build_routes(config: &Config) -> Result<Built, ServeError> {
+    let table = Arc::new(RouteTable::from_pool(&proto::DESCRIPTOR_POOL)?);
+    let http = UpstreamHttp::new();
     let gateway = GrpcGateway::new(
         table.clone(),
-        callers,
-        Core::new(platforms),
-        config.limits.clone(),
+        serving_from(config, &http)?,
+        config.limits.max_calls_in_flight,
     );
 
     let mut builder = Routes::builder();
@@ -83,26 +115,92 @@ pub async fn build_routes(
     for service in table.services() {
         router = router.route_service(&format!("/{service}/{{*rpc}}"), gateway.clone());
     }
-    let router = router.fallback_service(gateway);
-    Ok((Routes::from(router), health, table.services().to_vec()))
+    let router = router.fallback_service(gateway.clone());
+    Ok(Built {
+        routes: Routes::from(router),
+        health,
+        services: table.services().to_vec(),
+        gateway,
+        http,
+    })
 }
 
-/// Serves on `listener` until `shutdown` resolves, then drains in-flight calls
-/// for at most the configured grace period.
+/// The listener's TLS when `[tls]` is set: loaded now; keep a clone to
+/// `reload()` it (SIGHUP), and give it to [`serve_with_tls`].
+pub fn tls_acceptor(config: &Config) -> Result<Option<net::TlsAcceptor>, ServeError> {
+    let Some(tls) = &config.tls else {
+        return Ok(None);
+    };
+    Ok(Some(net::TlsAcceptor::new(tls.settings())?))
+}
+
+/// Serves on `listener` until `shutdown` resolves, taking every configuration
+/// that arrives on `reloads` for new calls; then drains (see [`serve_with_tls`]).
 pub async fn serve(
     config: &Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
+    reloads: mpsc::Receiver<Config>,
 ) -> Result<(), ServeError> {
-    let (routes, health, services) = build_routes(config).await?;
+    let tls = tls_acceptor(config)?;
+    serve_with_tls(config, listener, tls, shutdown, reloads).await
+}
+
+/// [`serve`], with TLS from [`tls_acceptor`] (`None`: plaintext).
+///
+/// When `shutdown` resolves, health turns NOT_SERVING at once and gamegate
+/// goes on accepting and serving for `drain_delay_ms`, so that probes and
+/// load balancers see it and move away; then it stops accepting (GOAWAY on
+/// every connection), gives calls in flight `shutdown_grace_ms` to finish,
+/// cuts the rest, and says how many of each.
+pub async fn serve_with_tls(
+    config: &Config,
+    listener: TcpListener,
+    tls: Option<net::TlsAcceptor>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    reloads: mpsc::Receiver<Config>,
+) -> Result<(), ServeError> {
+    let Built {
+        routes,
+        health,
+        services,
+        gateway,
+        http,
+    } = build_routes(config).await?;
+    let reloader = tokio::spawn(apply_reloads(
+        reloads,
+        Running::of(config),
+        gateway.clone(),
+        http,
+        tls.clone(),
+    ));
+    let _stop_reloads = AbortOnDrop(reloader);
     let grace = config.shutdown_grace();
-    let (draining_tx, draining_rx) = oneshot::channel::<()>();
+    let drain_delay = Duration::from_millis(config.drain_delay_ms);
+    let (closing_tx, closing_rx) = oneshot::channel::<Closing>();
+    let counter = gateway.clone();
     let announce = async move {
         shutdown.await;
-        tracing::info!("shutting down: no new calls, draining in-flight ones");
+        let signalled_at = Instant::now();
         // Tell meshes first, so that they stop routing here.
         api::health::announce_not_serving(&health, &services).await;
-        let _ = draining_tx.send(());
+        tracing::info!(
+            drain_delay_ms = drain_delay.as_millis() as u64,
+            calls_in_flight = counter.calls_in_flight(),
+            "shutting down: health is NOT_SERVING; still accepting and serving for the drain \
+             delay"
+        );
+        tokio::time::sleep(drain_delay).await;
+        let in_flight = counter.calls_in_flight();
+        tracing::info!(
+            calls_in_flight = in_flight,
+            grace_ms = grace.as_millis() as u64,
+            "drain delay over: no new connections; finishing the calls in flight"
+        );
+        let _ = closing_tx.send(Closing {
+            signalled_at,
+            in_flight,
+        });
     };
     let limits = &config.listener;
     raise_open_file_limit(limits.max_connections);
@@ -113,6 +211,7 @@ pub async fn serve(
             handshake_timeout: limits.handshake_timeout(),
             idle_timeout: limits.idle_timeout(),
         },
+        tls,
     );
     let server = tonic::transport::Server::builder()
         // h2 refuses streams past this (REFUSED_STREAM, which clients retry)
@@ -131,18 +230,127 @@ pub async fn serve(
         .add_routes(routes)
         .serve_with_incoming_shutdown(connections, announce);
     tokio::pin!(server);
-    tokio::select! {
+    let closing = tokio::select! {
         result = &mut server => return result.map_err(ServeError::from),
-        _ = draining_rx => {}
-    }
-    match tokio::time::timeout(grace, &mut server).await {
+        closing = closing_rx => closing,
+    };
+    let Ok(closing) = closing else {
+        return server.await.map_err(ServeError::from);
+    };
+    let result = tokio::time::timeout(grace, &mut server).await;
+    let cut = gateway.calls_in_flight();
+    tracing::info!(
+        drained = closing.in_flight.saturating_sub(cut),
+        cut,
+        exit_ms = closing.signalled_at.elapsed().as_millis() as u64,
+        "stopped: calls in flight at the close finished (drained) or were cut at the end of \
+         the grace period"
+    );
+    match result {
         Ok(result) => result.map_err(ServeError::from),
-        Err(_) => {
+        Err(_) => Ok(()),
+    }
+}
+
+/// When the listener closed, and how many calls were in flight then.
+struct Closing {
+    signalled_at: Instant,
+    in_flight: usize,
+}
+
+/// Aborts a background task when dropped.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// What a running gamegate cannot change without a restart.
+#[derive(Debug, PartialEq)]
+struct Running {
+    listen: SocketAddr,
+    listener: ListenerLimits,
+    max_calls_in_flight: usize,
+    tls: Option<(PathBuf, PathBuf, Option<PathBuf>)>,
+    log_format: Option<crate::telemetry::LogFormat>,
+}
+
+impl Running {
+    fn of(config: &Config) -> Running {
+        Running {
+            listen: config.listen,
+            listener: config.listener.clone(),
+            max_calls_in_flight: config.limits.max_calls_in_flight,
+            tls: config.tls.as_ref().map(|tls| {
+                (
+                    tls.cert_file.clone(),
+                    tls.key_file.clone(),
+                    tls.client_ca_file.clone(),
+                )
+            }),
+            log_format: config.log_format,
+        }
+    }
+
+    /// The keys of `new` that differ from the running ones.
+    fn restart_needed(&self, new: &Running) -> Vec<&'static str> {
+        let mut keys = Vec::new();
+        if self.listen != new.listen {
+            keys.push("listen");
+        }
+        if self.listener != new.listener {
+            keys.push("listener");
+        }
+        if self.max_calls_in_flight != new.max_calls_in_flight {
+            keys.push("limits.max_calls_in_flight");
+        }
+        if self.tls != new.tls {
+            keys.push("tls (its file paths; the files themselves reload)");
+        }
+        if self.log_format != new.log_format {
+            keys.push("log_format");
+        }
+        keys
+    }
+}
+
+/// Swaps every configuration that arrives in for new calls (it was validated
+/// completely when it was read); re-reads the TLS files. What needs a restart
+/// keeps its running value, with a warning naming it.
+async fn apply_reloads(
+    mut reloads: mpsc::Receiver<Config>,
+    running: Running,
+    gateway: GrpcGateway,
+    http: UpstreamHttp,
+    tls: Option<net::TlsAcceptor>,
+) {
+    while let Some(config) = reloads.recv().await {
+        let restart = running.restart_needed(&Running::of(&config));
+        if !restart.is_empty() {
             tracing::warn!(
-                grace_ms = grace.as_millis() as u64,
-                "grace period over; dropping unfinished calls"
+                keys = restart.join(", "),
+                "these keys changed, but take effect only at a restart; they keep their running \
+                 values"
             );
-            Ok(())
+        }
+        match serving_from(&config, &http) {
+            Ok(serving) => {
+                gateway.replace(serving);
+                if let Some(tls) = &tls
+                    && let Err(error) = tls.reload()
+                {
+                    tracing::warn!(%error, "tls files not reloaded; the running ones stay");
+                }
+                tracing::info!(
+                    callers = config.callers.len(),
+                    "configuration reloaded: new calls use it"
+                );
+            }
+            Err(error) => {
+                tracing::error!(%error, "configuration reload refused; the running one stays");
+            }
         }
     }
 }
@@ -177,7 +385,10 @@ fn raise_open_file_limit(max_connections: usize) {
 /// A gamegate running in a background task (tests, the embedded default).
 pub struct RunningGateway {
     pub addr: SocketAddr,
+    /// The listener's TLS, when `[tls]` is set: `reload()` re-reads its files.
+    pub tls: Option<net::TlsAcceptor>,
     stop: Option<oneshot::Sender<()>>,
+    reloads: mpsc::Sender<Config>,
     task: JoinHandle<Result<(), ServeError>>,
 }
 
@@ -188,22 +399,39 @@ impl RunningGateway {
             addr: config.listen,
             source,
         };
+        let tls = tls_acceptor(&config)?;
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(listen_error)?;
         let addr = listener.local_addr().map_err(listen_error)?;
         let (stop, stopped) = oneshot::channel::<()>();
+        let (reloads, reloaded) = mpsc::channel(1);
+        let serving_tls = tls.clone();
         let task = tokio::spawn(async move {
-            serve(&config, listener, async {
-                let _ = stopped.await;
-            })
+            serve_with_tls(
+                &config,
+                listener,
+                serving_tls,
+                async {
+                    let _ = stopped.await;
+                },
+                reloaded,
+            )
             .await
         });
         Ok(RunningGateway {
             addr,
+            tls,
             stop: Some(stop),
+            reloads,
             task,
         })
+    }
+
+    /// Serves new calls with `config` (validated by the caller, as
+    /// `Config::load` does).
+    pub async fn reload(&self, config: Config) {
+        let _ = self.reloads.send(config).await;
     }
 
     pub fn endpoint(&self) -> String {

@@ -39,11 +39,18 @@ pub async fn run(config_path: Option<&Path>, listen: Option<SocketAddr>) -> Resu
     #[cfg(feature = "sandbox")]
     match &embedded {
         Some(sandbox) => super::embedded::print_banner(addr, &sandbox.base_url()),
-        None => tracing::info!(%addr, "gamegate is serving"),
+        None => tracing::info!(%addr, tls = config.tls.is_some(), "gamegate is serving"),
     }
     #[cfg(not(feature = "sandbox"))]
-    tracing::info!(%addr, "gamegate is serving");
-    super::serve(&config, listener, signal::shutdown())
+    tracing::info!(%addr, tls = config.tls.is_some(), "gamegate is serving");
+    let (reloads, reloaded) = tokio::sync::mpsc::channel(1);
+    match config_path {
+        Some(path) => {
+            tokio::spawn(reload_on_sighup(path.to_path_buf(), listen, reloads));
+        }
+        None => drop(reloads),
+    }
+    super::serve(&config, listener, signal::shutdown(), reloaded)
         .await
         .map_err(|e| e.to_string())?;
     #[cfg(feature = "sandbox")]
@@ -51,6 +58,42 @@ pub async fn run(config_path: Option<&Path>, listen: Option<SocketAddr>) -> Resu
         sandbox.shutdown().await;
     }
     Ok(())
+}
+
+/// On every SIGHUP, reads `path` and the environment again and validates the
+/// result completely; a valid configuration goes to `reloads` (the server
+/// swaps it in), an invalid one is refused with an error line and the running
+/// one stays. `listen` (the command line's) still overrides the file's.
+async fn reload_on_sighup(
+    path: std::path::PathBuf,
+    listen: Option<SocketAddr>,
+    reloads: tokio::sync::mpsc::Sender<Config>,
+) {
+    #[cfg(unix)]
+    {
+        let Some(mut hangups) = signal::reload_requests() else {
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            tracing::info!(path = %path.display(), "SIGHUP: reading the configuration again");
+            match Config::load(Some(&path)) {
+                Ok(mut config) => {
+                    if let Some(listen) = listen {
+                        config.listen = listen;
+                    }
+                    if reloads.send(config).await.is_err() {
+                        return;
+                    }
+                }
+                Err(error) => tracing::error!(
+                    %error,
+                    "the new configuration is refused; the running one stays"
+                ),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (path, listen, reloads);
 }
 
 /// Reads and validates a configuration file.

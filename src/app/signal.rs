@@ -21,3 +21,16 @@ pub async fn shutdown() {
         _ = terminate => {}
     }
 }
+
+/// SIGHUP, the signal that asks gamegate to read its configuration again;
+/// `None` where there is none (not unix) or it cannot be listened for.
+#[cfg(unix)]
+pub fn reload_requests() -> Option<tokio::signal::unix::Signal> {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(signal) => Some(signal),
+        Err(error) => {
+            tracing::warn!(%error, "cannot listen for SIGHUP: the configuration will not reload");
+            None
+        }
+    }
+}

@@ -1,7 +1,9 @@
 //! Caller authentication: which game servers may call gamegate, and with which
 //! apps, whatever protocol they call with. Callers send `authorization: Bearer
-//! <token>`; tokens are kept only as SHA-256 digests, so neither memory dumps of
-//! the registry nor timing of the comparison reveal them.
+//! <token>`, or connect over mTLS with a client certificate whose subject
+//! alternative name a caller is configured with (`certificate_san`); tokens
+//! are kept only as SHA-256 digests, so neither memory dumps of the registry
+//! nor timing of the comparison reveal them.
 
 use std::{collections::HashSet, sync::Arc};
 
@@ -16,7 +18,10 @@ pub struct CallerRegistry {
 
 pub struct RegisteredCaller {
     pub name: String,
-    token_digest: [u8; 32],
+    /// `None`: the caller authenticates by its certificate only.
+    token_digest: Option<[u8; 32]>,
+    /// The client certificate name (DNS or URI SAN) that identifies it.
+    certificate_san: Option<String>,
     /// `None`: every app.
     apps: Option<HashSet<String>>,
 }
@@ -39,9 +44,11 @@ impl CallerRegistry {
                 .map(|caller| {
                     Arc::new(RegisteredCaller {
                         name: caller.name.clone(),
-                        token_digest: digest(caller.token.expose_secret()),
-                        apps: (!caller.apps.is_empty())
-                            .then(|| caller.apps.iter().cloned().collect()),
+                        token_digest: Some(caller.token.expose_secret())
+                            .filter(|token| !token.is_empty())
+                            .map(digest),
+                        certificate_san: caller.certificate_san.clone(),
+                        apps: (!caller.all_apps()).then(|| caller.apps.iter().cloned().collect()),
                     })
                 })
                 .collect(),
@@ -54,23 +61,46 @@ impl CallerRegistry {
     }
 
     /// The caller of a request, from the value of its `authorization` header
-    /// (every protocol carries one); `Ok(None)` when the registry is open.
+    /// (every protocol carries one) and the names of the verified client
+    /// certificate of its connection (mTLS); `Ok(None)` when the registry is
+    /// open. A token and a certificate that name two callers are refused:
+    /// which one is calling would be a guess.
     pub fn authenticate(
         &self,
         authorization: Option<&str>,
+        certificate_names: Option<&[String]>,
     ) -> Result<Option<Arc<RegisteredCaller>>, GatewayError> {
         if self.is_open() {
             return Ok(None);
         }
-        let token = authorization
-            .and_then(bearer_token)
-            .ok_or(GatewayError::CallerUnauthenticated)?;
-        let presented = digest(token);
-        self.callers
-            .iter()
-            .find(|caller| caller.token_digest == presented)
-            .map(|caller| Some(caller.clone()))
-            .ok_or(GatewayError::CallerUnauthenticated)
+        let by_token = match authorization {
+            Some(value) => {
+                let token = bearer_token(value).ok_or(GatewayError::CallerUnauthenticated)?;
+                let presented = digest(token);
+                Some(
+                    self.callers
+                        .iter()
+                        .find(|caller| caller.token_digest == Some(presented))
+                        .ok_or(GatewayError::CallerUnauthenticated)?,
+                )
+            }
+            None => None,
+        };
+        let by_certificate = certificate_names.and_then(|names| {
+            self.callers.iter().find(|caller| {
+                caller
+                    .certificate_san
+                    .as_ref()
+                    .is_some_and(|san| names.iter().any(|name| name == san))
+            })
+        });
+        match (by_token, by_certificate) {
+            (Some(token), Some(certificate)) if !Arc::ptr_eq(token, certificate) => {
+                Err(GatewayError::CallerUnauthenticated)
+            }
+            (Some(caller), _) | (None, Some(caller)) => Ok(Some(caller.clone())),
+            (None, None) => Err(GatewayError::CallerUnauthenticated),
+        }
     }
 }
 
@@ -84,7 +114,70 @@ fn bearer_token(value: &str) -> Option<&str> {
 
 #[cfg(test)]
 mod tests {
-    use super::bearer_token;
+    use secrecy::SecretString;
+
+    use super::*;
+
+    fn caller(name: &str, token: &str, san: Option<&str>, apps: &[&str]) -> Caller {
+        Caller {
+            name: name.into(),
+            token: SecretString::from(token),
+            token_file: None,
+            certificate_san: san.map(str::to_string),
+            apps: apps.iter().map(|app| app.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_caller_is_known_by_its_token_or_its_certificate_and_never_by_two_answers() {
+        let registry = CallerRegistry::new(&[
+            caller("lobby", "lobby-token-0123456789", None, &["1"]),
+            caller("match", "", Some("match.game.internal"), &["*"]),
+            caller(
+                "both",
+                "both-token-0123456789",
+                Some("both.game.internal"),
+                &["2"],
+            ),
+        ]);
+        let name = |found: Result<Option<Arc<RegisteredCaller>>, GatewayError>| {
+            found.map(|caller| caller.expect("callers are configured").name.clone())
+        };
+        assert_eq!(
+            name(registry.authenticate(Some("Bearer lobby-token-0123456789"), None)).unwrap(),
+            "lobby"
+        );
+        let names: Vec<String> = vec!["other.example".into(), "match.game.internal".into()];
+        let matcher = name(registry.authenticate(None, Some(&names))).unwrap();
+        assert_eq!(matcher, "match");
+        // A certificate-only caller has no token that anything could match.
+        assert!(registry.authenticate(Some("Bearer "), None).is_err());
+        // The same caller both ways; a token and a certificate of two callers.
+        let both: Vec<String> = vec!["both.game.internal".into()];
+        assert_eq!(
+            name(registry.authenticate(Some("Bearer both-token-0123456789"), Some(&both))).unwrap(),
+            "both"
+        );
+        assert!(matches!(
+            registry.authenticate(Some("Bearer lobby-token-0123456789"), Some(&names)),
+            Err(GatewayError::CallerUnauthenticated)
+        ));
+        // Nothing known, or a wrong token beside a right certificate.
+        let unknown: Vec<String> = vec!["stranger.example".into()];
+        assert!(registry.authenticate(None, Some(&unknown)).is_err());
+        assert!(registry.authenticate(None, None).is_err());
+        assert!(
+            registry
+                .authenticate(Some("Bearer wrong-token-0123456789"), Some(&names))
+                .is_err()
+        );
+        // Apps: listed, or every one.
+        let lobby = registry.authenticate(Some("Bearer lobby-token-0123456789"), None);
+        let lobby = lobby.unwrap().unwrap();
+        assert!(lobby.may_use("1") && !lobby.may_use("2"));
+        let matcher = registry.authenticate(None, Some(&names)).unwrap().unwrap();
+        assert!(matcher.may_use("1") && matcher.may_use("2"));
+    }
 
     #[test]
     fn the_bearer_scheme_is_case_insensitive() {

@@ -20,10 +20,15 @@ impl Config {
     pub fn demo(listen: SocketAddr, sandbox_url: &str) -> Config {
         Config {
             listen,
+            // One developer at a terminal, no load balancer to tell.
+            drain_delay_ms: 0,
             shutdown_grace_ms: default_shutdown_grace_ms(),
+            log_format: None,
+            log_openid: false,
             limits: Limits::default(),
             listener: ListenerLimits::default(),
             callers: Vec::new(),
+            tls: None,
             qq_minigame: Some(MiniGamePlatform {
                 base_url: sandbox_url.to_string(),
                 budget_ms: default_minigame_budget_ms(),
@@ -32,6 +37,7 @@ impl Config {
                     demo::MINIGAME_APPID.to_string(),
                     MiniGameApp {
                         secret: SecretString::from(demo::MINIGAME_SECRET),
+                        secret_file: None,
                     },
                 )]),
             }),
@@ -43,6 +49,7 @@ impl Config {
                     demo::OPENAPI_APPID.to_string(),
                     OpenApiApp {
                         appkey: SecretString::from(demo::OPENAPI_APPKEY),
+                        appkey_file: None,
                     },
                 )]),
             }),
@@ -74,13 +81,16 @@ impl Config {
                         appid.to_string(),
                         MsdkApp {
                             msdkkey: SecretString::from(msdkkey),
+                            msdkkey_file: None,
                             appkey: Some(SecretString::from(appkey)),
+                            appkey_file: None,
                             encode: default_msdk_encode(),
                             encrypt: false,
                             video_channels: BTreeMap::from([(
                                 demo::MSDK_VIDEO_CHANNEL_ID.to_string(),
                                 SecretString::from(demo::MSDK_VIDEO_CHANNEL_SECRET),
                             )]),
+                            video_channel_files: BTreeMap::new(),
                         },
                     )
                 })

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::ConfigError;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ListenerLimits {
     /// Connections held at once; past it a new connection is accepted and
@@ -71,9 +71,10 @@ impl ListenerLimits {
             if (min..=max).contains(&value) {
                 Ok(())
             } else {
-                Err(ConfigError::Invalid(format!(
-                    "listener.{name} is {value}; it must be from {min} to {max}"
-                )))
+                Err(ConfigError::invalid(
+                    format!("listener.{name}"),
+                    format!("is {value}; it must be from {min} to {max}"),
+                ))
             }
         };
         range("max_connections", self.max_connections as u64, 1, 1_000_000)?;
@@ -118,11 +119,14 @@ impl ListenerLimits {
         )?;
         let shortest_request = longest_budget_ms + REQUEST_TIMEOUT_MARGIN_MS;
         if self.request_timeout_ms < shortest_request {
-            return Err(ConfigError::Invalid(format!(
-                "listener.request_timeout_ms is {}; it must be at least the longest platform \
-                 budget plus {REQUEST_TIMEOUT_MARGIN_MS} ms ({shortest_request})",
-                self.request_timeout_ms
-            )));
+            return Err(ConfigError::invalid(
+                "listener.request_timeout_ms",
+                format!(
+                    "is {}; it must be at least the longest platform budget plus \
+                     {REQUEST_TIMEOUT_MARGIN_MS} ms ({shortest_request})",
+                    self.request_timeout_ms
+                ),
+            ));
         }
         range("request_timeout_ms", self.request_timeout_ms, 1, HOUR_MS)
     }

@@ -1,7 +1,11 @@
-//! Typed configuration: listen address and listener limits, upstream platforms
-//! (base URL, answer budget) and their apps' secrets, read once from a TOML file and the
-//! environment (`GAMEGATE_` prefix, `__` between levels), validated before any
-//! port is bound. Secrets are `SecretString`s: their Debug output is redacted.
+//! Typed configuration: listen address and listener limits, TLS, callers,
+//! upstream platforms (base URL, answer budget) and their apps' secrets, read
+//! from a TOML file and the environment (`GAMEGATE_` prefix, `__` between
+//! levels; the environment wins), with every secret also readable from a file
+//! of its own (`secrets`), and validated before any port is bound. Secrets are
+//! `SecretString`s: their Debug output is redacted, and no error quotes one.
+//! Every error says where its key was set: the file's line and column, or the
+//! exact variable (`source`).
 //!
 //! Of the environment, only the `GAMEGATE_*` variables whose first
 //! `__`-separated part is a top-level key of [`Config`] are configuration
@@ -12,29 +16,91 @@
 //! starting. A configuration key that does not parse is an error that names
 //! its variable.
 
-use std::{collections::BTreeMap, net::SocketAddr, path::Path, time::Duration};
+use std::{
+    collections::BTreeMap,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use figment::{
-    Figment, Metadata, Profile, Provider,
-    providers::{Env, Format, Toml},
-    value::{Dict, Map},
+    Figment,
+    providers::{Format, Toml},
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use thiserror::Error;
 
+use self::secrets::{MIN_CHANNEL_SECRET_LEN, MIN_SECRET_LEN, check_secret};
+
 #[cfg(feature = "sandbox")]
 mod demo;
 mod listener;
+mod secrets;
+mod source;
+mod tls;
 
-pub use self::listener::ListenerLimits;
+pub use self::{listener::ListenerLimits, tls::TlsConfig};
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
+    /// The file or a variable does not parse into the configuration's types;
+    /// every line names where (file, line and column, or the variable).
     #[error("configuration cannot be read: {0}")]
-    Load(#[from] Box<figment::Error>),
-    #[error("configuration is invalid: {0}")]
-    Invalid(String),
+    Load(String),
+    /// A key holds a value gamegate refuses.
+    #[error("configuration is invalid: {}", describe_invalid(.at.as_deref(), .key, .problem))]
+    Invalid {
+        /// The key, dotted (`qq_openapi.budget_ms`; a caller by its name).
+        key: String,
+        /// What is wrong and what to do, never the value of a secret.
+        problem: String,
+        /// Where the key was set: `gamegate.toml:12:1` or the environment
+        /// variable; `None` for a default.
+        at: Option<String>,
+    },
+}
+
+impl ConfigError {
+    /// `key` (dotted) `problem`: "qq_openapi.budget_ms" "must be from 1 to 60000".
+    pub fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            key: key.into(),
+            problem: problem.into(),
+            at: None,
+        }
+    }
+
+    /// The key this error is about, if it is about one.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            ConfigError::Invalid { key, .. } => Some(key),
+            ConfigError::Load(_) => None,
+        }
+    }
+
+    /// The same error, saying where its key was set.
+    fn located(self, sources: &source::Sources) -> ConfigError {
+        match self {
+            ConfigError::Invalid {
+                key,
+                problem,
+                at: None,
+            } => ConfigError::Invalid {
+                at: sources.locate(&key),
+                key,
+                problem,
+            },
+            other => other,
+        }
+    }
+}
+
+fn describe_invalid(at: Option<&str>, key: &str, problem: &str) -> String {
+    match at {
+        Some(at) => format!("{at}: {key} {problem}"),
+        None => format!("{key} {problem}"),
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -43,9 +109,23 @@ pub struct Config {
     /// The gRPC listen address.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
-    /// How long in-flight calls may take to finish after SIGTERM/SIGINT.
+    /// After SIGTERM/SIGINT, how long gamegate keeps accepting and serving
+    /// while health says NOT_SERVING, so that probes and load balancers move
+    /// away before the listener closes.
+    #[serde(default = "default_drain_delay_ms")]
+    pub drain_delay_ms: u64,
+    /// Then, with the listener closed, how long in-flight calls may take to
+    /// finish; the ones still running are cut.
     #[serde(default = "default_shutdown_grace_ms")]
     pub shutdown_grace_ms: u64,
+    /// `json` (one object a line) or `text`; the default is JSON unless
+    /// stdout is a terminal. `GAMEGATE_LOG_FORMAT` overrides it.
+    #[serde(default)]
+    pub log_format: Option<crate::telemetry::LogFormat>,
+    /// Whether the access line of a call names the user's openid (off: an
+    /// openid is personal data, and most logs need only the app).
+    #[serde(default)]
+    pub log_openid: bool,
     /// What one call and all calls together may cost.
     #[serde(default)]
     pub limits: Limits,
@@ -56,6 +136,9 @@ pub struct Config {
     /// every app (the demo default; a warning is logged at start).
     #[serde(default)]
     pub callers: Vec<Caller>,
+    /// TLS on the listener (and mTLS with a client CA); plaintext without it.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
     /// QQ mini-game server API.
     #[serde(default)]
     pub qq_minigame: Option<MiniGamePlatform>,
@@ -123,10 +206,17 @@ pub struct MsdkPlatform {
 #[serde(deny_unknown_fields)]
 pub struct MsdkApp {
     /// The msdkkey: `sig = md5(msdkkey + timestamp)` with `encode=2`.
+    #[serde(default = "unset_secret")]
     pub msdkkey: SecretString,
+    /// A file holding the msdkkey instead (a Kubernetes Secret volume).
+    #[serde(default)]
+    pub msdkkey_file: Option<PathBuf>,
     /// The appkey, needed only with `encode = 1` (discouraged by the platform).
     #[serde(default)]
     pub appkey: Option<SecretString>,
+    /// A file holding the appkey instead.
+    #[serde(default)]
+    pub appkey_file: Option<PathBuf>,
     /// 2 (msdkkey, the default) or 1 (appkey).
     #[serde(default = "default_msdk_encode")]
     pub encode: u8,
@@ -137,20 +227,44 @@ pub struct MsdkApp {
     /// signature of the video VIP interfaces (callers never hold the secret).
     #[serde(default)]
     pub video_channels: BTreeMap<String, SecretString>,
+    /// channel_id -> a file holding that channel's secret instead.
+    #[serde(default)]
+    pub video_channel_files: BTreeMap<String, PathBuf>,
 }
 
-/// A game server allowed to call gamegate, and the apps it may use.
+/// A game server allowed to call gamegate, and the apps it may use. It
+/// authenticates with a bearer token, or over mTLS with a client certificate
+/// naming it, or either.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Caller {
-    /// A name for logs.
+    /// A name for logs; `GAMEGATE_CALLERS__<NAME>__TOKEN` (the name in
+    /// capitals, `-` and `.` as `_`) sets its token from the environment.
     pub name: String,
     /// The bearer token the caller sends as `authorization: Bearer <token>`.
+    #[serde(default = "unset_secret")]
     pub token: SecretString,
-    /// The app ids it may use; empty means every configured app.
+    /// A file holding the token instead (a Kubernetes Secret volume).
     #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// A DNS or URI subject alternative name of the client certificate that
+    /// identifies this caller over mTLS (`lobby.game.internal`,
+    /// `spiffe://cluster/ns/game/sa/lobby`).
+    #[serde(default)]
+    pub certificate_san: Option<String>,
+    /// The app ids it may use; `["*"]` is every configured app.
     pub apps: Vec<String>,
 }
+
+impl Caller {
+    /// Whether the caller may use every configured app (`apps = ["*"]`).
+    pub fn all_apps(&self) -> bool {
+        self.apps.iter().any(|app| app == ALL_APPS)
+    }
+}
+
+/// The `apps` entry that stands for every configured app.
+pub const ALL_APPS: &str = "*";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -173,7 +287,11 @@ pub struct MiniGamePlatform {
 #[serde(deny_unknown_fields)]
 pub struct MiniGameApp {
     /// The app secret (`getToken`'s `secret`).
+    #[serde(default = "unset_secret")]
     pub secret: SecretString,
+    /// A file holding the secret instead (a Kubernetes Secret volume).
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -197,7 +315,11 @@ pub struct OpenApiPlatform {
 #[serde(deny_unknown_fields)]
 pub struct OpenApiApp {
     /// The appkey that signs requests.
+    #[serde(default = "unset_secret")]
     pub appkey: SecretString,
+    /// A file holding the appkey instead (a Kubernetes Secret volume).
+    #[serde(default)]
+    pub appkey_file: Option<PathBuf>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -205,6 +327,14 @@ fn default_listen() -> SocketAddr {
 }
 fn default_shutdown_grace_ms() -> u64 {
     10_000
+}
+fn default_drain_delay_ms() -> u64 {
+    5_000
+}
+/// A secret not written in the file: empty until a `*_file` or the
+/// environment sets it, and refused if nothing does.
+fn unset_secret() -> SecretString {
+    SecretString::from(String::new())
 }
 fn default_minigame_budget_ms() -> u64 {
     5_000
@@ -219,50 +349,15 @@ fn default_msdk_encode() -> u8 {
     2
 }
 
-/// Whether a secret's value is the stand-in text of an example or template
-/// ("set GAMEGATE_… instead", "changeme", "<secret>"): configured as it is, it
-/// would authenticate callers with, or sign with, a text anyone can read.
-fn is_placeholder(value: &str) -> bool {
-    let lower = value.trim().to_ascii_lowercase();
-    lower.contains("set gamegate_")
-        || lower.contains(" instead")
-        || lower.contains("changeme")
-        || lower.contains("change-me")
-        || (lower.starts_with('<') && lower.ends_with('>'))
-}
-
-/// A configured secret must be set, and not to a placeholder. The error names
-/// the key and where to set it, never the value.
-fn check_secret(key: &str, secret: &SecretString) -> Result<(), ConfigError> {
-    let value = secret.expose_secret();
-    if value.is_empty() {
-        return Err(ConfigError::Invalid(format!("{key} is empty")));
-    }
-    if is_placeholder(value) {
-        // Caller tokens are a list in the file: no environment variable names
-        // one by its caller yet.
-        let where_to = if key.starts_with("callers.") {
-            "write the caller's real token in the file".to_string()
-        } else {
-            format!(
-                "set it from the environment (GAMEGATE_{}) or write the real value in the file",
-                key.to_ascii_uppercase().replace('.', "__")
-            )
-        };
-        return Err(ConfigError::Invalid(format!(
-            "{key} still holds the example's placeholder text, not a secret: {where_to}"
-        )));
-    }
-    Ok(())
-}
-
 impl Config {
-    /// Reads `path` (if given) and then the environment, which wins.
+    /// Reads `path` (if given) and then the environment, which wins; reads
+    /// the secrets that name files; validates. Every error says where the
+    /// key it is about was set.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         let mut figment = Figment::new();
         if let Some(path) = path {
             if !path.exists() {
-                return Err(ConfigError::Invalid(format!(
+                return Err(ConfigError::Load(format!(
                     "config file {} does not exist",
                     path.display()
                 )));
@@ -270,133 +365,121 @@ impl Config {
             figment = figment.merge(Toml::file(path));
         }
         report_ignored_environment();
-        let config: Config = figment
-            .merge(Environment::configuration())
+        let sources = source::Sources::new(path);
+        let mut config: Config = figment
+            .merge(source::Environment::configuration())
             .extract()
-            .map_err(|error| Box::new(without_values(error)))?;
-        config.validate()?;
+            .map_err(|error| ConfigError::Load(sources.describe(error)))?;
+        let located = |error: ConfigError| error.located(&sources);
+        secrets::apply_caller_environment(&mut config.callers, std::env::vars())
+            .map_err(located)?;
+        secrets::read_secret_files(&mut config).map_err(located)?;
+        config.validate().map_err(located)?;
         Ok(config)
     }
 
+    /// The `log_format` a configuration file asks for, read before the rest
+    /// (logging starts before the configuration is loaded, so that what
+    /// loading it says is logged). A file that does not parse asks for
+    /// nothing here; loading it reports why.
+    pub fn log_format_of(path: &Path) -> Option<crate::telemetry::LogFormat> {
+        let text = std::fs::read_to_string(path).ok()?;
+        let document = toml_edit::ImDocument::parse(text).ok()?;
+        document.get("log_format")?.as_str()?.parse().ok()
+    }
+
+    /// Every rule a configuration must keep before a port is bound, checked
+    /// on the configuration as read (its secret files read too).
     pub fn validate(&self) -> Result<(), ConfigError> {
         let check_url = |name: &str, url: &str| {
             crate::upstream::BaseUrl::parse(url)
                 .map(drop)
-                .map_err(|e| ConfigError::Invalid(format!("{name}.{e}")))
+                .map_err(|e| ConfigError::invalid(format!("{name}.base_url"), e.to_string()))
         };
-        let check_budget = |name: &str, ms: u64| {
-            if ms == 0 || ms > 60_000 {
-                return Err(ConfigError::Invalid(format!(
-                    "{name}.budget_ms must be from 1 to 60000"
-                )));
-            }
-            Ok(())
-        };
-        let check_range = |name: &str, value: usize, range: std::ops::RangeInclusive<usize>| {
+        let check_range = |key: &str, value: u64, range: std::ops::RangeInclusive<u64>| {
             if !range.contains(&value) {
-                return Err(ConfigError::Invalid(format!(
-                    "{name} must be from {} to {}",
-                    range.start(),
-                    range.end()
-                )));
+                return Err(ConfigError::invalid(
+                    key,
+                    format!(
+                        "is {value}; it must be from {} to {}",
+                        range.start(),
+                        range.end()
+                    ),
+                ));
             }
             Ok(())
         };
         check_range(
             "limits.max_request_bytes",
-            self.limits.max_request_bytes,
+            self.limits.max_request_bytes as u64,
             1024..=16 * 1024 * 1024,
         )?;
         check_range(
             "limits.max_calls_in_flight",
-            self.limits.max_calls_in_flight,
+            self.limits.max_calls_in_flight as u64,
             1..=1_000_000,
         )?;
+        check_range("drain_delay_ms", self.drain_delay_ms, 0..=300_000)?;
+        check_range("shutdown_grace_ms", self.shutdown_grace_ms, 0..=600_000)?;
         let answer_bytes = 1024..=64 * 1024 * 1024;
-        for (name, max_answer_bytes) in [
+        let budget_ms = 1..=60_000;
+        for (name, platform) in [
             (
                 "qq_minigame",
-                self.qq_minigame.as_ref().map(|p| p.max_answer_bytes),
+                self.qq_minigame
+                    .as_ref()
+                    .map(|p| (&p.base_url, p.budget_ms, p.max_answer_bytes)),
             ),
             (
                 "qq_openapi",
-                self.qq_openapi.as_ref().map(|p| p.max_answer_bytes),
+                self.qq_openapi
+                    .as_ref()
+                    .map(|p| (&p.base_url, p.budget_ms, p.max_answer_bytes)),
             ),
-            ("msdk", self.msdk.as_ref().map(|p| p.max_answer_bytes)),
+            (
+                "msdk",
+                self.msdk
+                    .as_ref()
+                    .map(|p| (&p.base_url, p.budget_ms, p.max_answer_bytes)),
+            ),
         ] {
-            if let Some(value) = max_answer_bytes {
+            if let Some((base_url, budget, max_answer_bytes)) = platform {
+                check_url(name, base_url)?;
+                check_range(&format!("{name}.budget_ms"), budget, budget_ms.clone())?;
                 check_range(
                     &format!("{name}.max_answer_bytes"),
-                    value,
+                    max_answer_bytes as u64,
                     answer_bytes.clone(),
                 )?;
             }
         }
         if let Some(platform) = &self.qq_minigame {
-            check_url("qq_minigame", &platform.base_url)?;
-            check_budget("qq_minigame", platform.budget_ms)?;
             for (appid, app) in &platform.apps {
-                check_secret(&format!("qq_minigame.apps.{appid}.secret"), &app.secret)?;
+                let key = format!("qq_minigame.apps.{appid}.secret");
+                check_secret(&key, &app.secret, MIN_SECRET_LEN)?;
             }
         }
         if let Some(platform) = &self.qq_openapi {
-            check_url("qq_openapi", &platform.base_url)?;
-            check_budget("qq_openapi", platform.budget_ms)?;
             for (appid, app) in &platform.apps {
-                check_secret(&format!("qq_openapi.apps.{appid}.appkey"), &app.appkey)?;
+                let key = format!("qq_openapi.apps.{appid}.appkey");
+                check_secret(&key, &app.appkey, MIN_SECRET_LEN)?;
             }
         }
         if let Some(platform) = &self.msdk {
-            check_url("msdk", &platform.base_url)?;
-            check_budget("msdk", platform.budget_ms)?;
             for (appid, app) in &platform.apps {
-                check_secret(&format!("msdk.apps.{appid}.msdkkey"), &app.msdkkey)?;
-                if let Some(appkey) = &app.appkey {
-                    check_secret(&format!("msdk.apps.{appid}.appkey"), appkey)?;
-                }
-                for (channel, secret) in &app.video_channels {
-                    check_secret(
-                        &format!("msdk.apps.{appid}.video_channels.{channel}"),
-                        secret,
-                    )?;
-                    if channel.parse::<i64>().is_err() {
-                        return Err(ConfigError::Invalid(format!(
-                            "msdk.apps.{appid}.video_channels: {channel:?} is not a channel id"
-                        )));
-                    }
-                }
-                match (app.encode, &app.appkey) {
-                    (2, _) => {}
-                    (1, Some(appkey)) if !appkey.expose_secret().is_empty() => {}
-                    (1, _) => {
-                        return Err(ConfigError::Invalid(format!(
-                            "msdk.apps.{appid}: encode = 1 needs an appkey"
-                        )));
-                    }
-                    (other, _) => {
-                        return Err(ConfigError::Invalid(format!(
-                            "msdk.apps.{appid}.encode is {other}; it must be 1 or 2"
-                        )));
-                    }
-                }
+                validate_msdk_app(appid, app)?;
             }
         }
         self.validate_callers()?;
-        for caller in &self.callers {
-            check_secret(&format!("callers.{}.token", caller.name), &caller.token)?;
-            if caller.token.expose_secret().len() < 16 {
-                return Err(ConfigError::Invalid(format!(
-                    "callers.{}.token must be at least 16 characters",
-                    caller.name
-                )));
-            }
+        if let Some(tls) = &self.tls {
+            tls.validate()?;
         }
         self.listener.validate(self.longest_budget_ms())?;
         Ok(())
     }
 
-    /// Callers are told apart by name and by token, and use only apps that a
-    /// platform section configures.
+    /// Callers are told apart by name and by token, authenticate somehow, and
+    /// use only apps that a platform section configures (or all, by `"*"`).
     fn validate_callers(&self) -> Result<(), ConfigError> {
         let configured: std::collections::BTreeSet<&str> = [
             self.qq_minigame
@@ -411,32 +494,100 @@ impl Config {
         .map(String::as_str)
         .collect();
         for (index, caller) in self.callers.iter().enumerate() {
+            let key = |field: &str| format!("callers.{}.{field}", caller.name);
+            if caller.name.trim().is_empty() {
+                return Err(ConfigError::invalid(
+                    format!("callers.{index}.name"),
+                    "is empty; give every caller a name (logs and variables use it)",
+                ));
+            }
             let earlier = &self.callers[..index];
             if earlier.iter().any(|other| other.name == caller.name) {
-                return Err(ConfigError::Invalid(format!(
-                    "callers: two callers are named {:?}; give each its own name",
-                    caller.name
-                )));
+                return Err(ConfigError::invalid(
+                    key("name"),
+                    format!(
+                        "is the name of two callers ({:?}); give each its own name",
+                        caller.name
+                    ),
+                ));
             }
-            if let Some(other) = earlier
-                .iter()
-                .find(|other| other.token.expose_secret() == caller.token.expose_secret())
+            let has_token = !caller.token.expose_secret().is_empty();
+            match &caller.certificate_san {
+                Some(san) if !has_token => {
+                    if san.trim().is_empty() {
+                        return Err(ConfigError::invalid(
+                            key("certificate_san"),
+                            "is empty; name the client certificate's DNS or URI SAN",
+                        ));
+                    }
+                    if self
+                        .tls
+                        .as_ref()
+                        .is_none_or(|tls| tls.client_ca_file.is_none())
+                    {
+                        return Err(ConfigError::invalid(
+                            key("certificate_san"),
+                            "identifies the caller by its client certificate, but no [tls] \
+                             client_ca_file verifies client certificates: configure mTLS or \
+                             give the caller a token",
+                        ));
+                    }
+                }
+                _ => check_secret(&key("token"), &caller.token, MIN_SECRET_LEN)?,
+            }
+            if has_token
+                && let Some(other) = earlier
+                    .iter()
+                    .find(|other| other.token.expose_secret() == caller.token.expose_secret())
             {
-                return Err(ConfigError::Invalid(format!(
-                    "callers.{}.token is the token of callers.{} too; give each caller its own",
-                    caller.name, other.name
-                )));
+                return Err(ConfigError::invalid(
+                    key("token"),
+                    format!(
+                        "is the token of callers.{} too; give each caller its own",
+                        other.name
+                    ),
+                ));
+            }
+            if let Some(san) = &caller.certificate_san
+                && let Some(other) = earlier
+                    .iter()
+                    .find(|other| other.certificate_san.as_ref() == Some(san))
+            {
+                return Err(ConfigError::invalid(
+                    key("certificate_san"),
+                    format!(
+                        "is the certificate name of callers.{} too; give each caller its own",
+                        other.name
+                    ),
+                ));
+            }
+            if caller.apps.is_empty() {
+                return Err(ConfigError::invalid(
+                    key("apps"),
+                    format!(
+                        "is empty: list the app ids the caller may use, or write \
+                         [\"{ALL_APPS}\"] for every configured app"
+                    ),
+                ));
+            }
+            if caller.all_apps() && caller.apps.len() > 1 {
+                return Err(ConfigError::invalid(
+                    key("apps"),
+                    format!("holds \"{ALL_APPS}\" (every app) and app ids too: keep one of them"),
+                ));
             }
             if let Some(unknown) = caller
                 .apps
                 .iter()
-                .find(|app| !configured.contains(app.as_str()))
+                .find(|app| *app != ALL_APPS && !configured.contains(app.as_str()))
             {
-                return Err(ConfigError::Invalid(format!(
-                    "callers.{}.apps names {unknown:?}, which no platform section configures; \
-                     configure the app or remove it from the list",
-                    caller.name
-                )));
+                return Err(ConfigError::invalid(
+                    key("apps"),
+                    format!(
+                        "names {unknown:?}, which no platform section configures; configure \
+                         the app or remove it from the list"
+                    ),
+                ));
             }
         }
         Ok(())
@@ -457,6 +608,42 @@ impl Config {
 
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_millis(self.shutdown_grace_ms)
+    }
+}
+
+/// An MSDK app's keys and signing choice.
+fn validate_msdk_app(appid: &str, app: &MsdkApp) -> Result<(), ConfigError> {
+    check_secret(
+        &format!("msdk.apps.{appid}.msdkkey"),
+        &app.msdkkey,
+        MIN_SECRET_LEN,
+    )?;
+    if let Some(appkey) = &app.appkey {
+        check_secret(&format!("msdk.apps.{appid}.appkey"), appkey, MIN_SECRET_LEN)?;
+    }
+    for (channel, secret) in &app.video_channels {
+        if channel.parse::<i64>().is_err() {
+            return Err(ConfigError::invalid(
+                format!("msdk.apps.{appid}.video_channels.{channel}"),
+                "is not a channel id: channel ids are numbers",
+            ));
+        }
+        check_secret(
+            &format!("msdk.apps.{appid}.video_channels.{channel}"),
+            secret,
+            MIN_CHANNEL_SECRET_LEN,
+        )?;
+    }
+    match (app.encode, &app.appkey) {
+        (2, _) | (1, Some(_)) => Ok(()),
+        (1, None) => Err(ConfigError::invalid(
+            format!("msdk.apps.{appid}.encode"),
+            "is 1, which signs with the appkey: set appkey (or appkey_file), or use encode = 2",
+        )),
+        (other, _) => Err(ConfigError::invalid(
+            format!("msdk.apps.{appid}.encode"),
+            format!("is {other}; it must be 1 or 2"),
+        )),
     }
 }
 
@@ -547,11 +734,10 @@ fn report_ignored_environment() {
     }
 }
 
-/// `error` with every value it quotes left out: a key that does not parse may
-/// be a secret (figment reads an all-digit appkey from the environment as a
-/// number and would print it in "found unsigned int `…`"). The key and its
-/// source stay, so that the error still says what to fix.
-fn without_values(error: figment::Error) -> figment::Error {
+/// A figment error's kind with every value it quotes left out: a key that
+/// does not parse may be a secret. What was expected stays, so that the
+/// error still says what to fix.
+fn without_values_kind(kind: figment::error::Kind) -> String {
     use figment::error::{Actual, Kind};
     let kind_of = |actual: &Actual| match actual {
         Actual::Bool(_) => "a boolean",
@@ -563,185 +749,30 @@ fn without_values(error: figment::Error) -> figment::Error {
         Actual::Map => "a table",
         _ => "a value of another type",
     };
-    let mut redacted: Option<figment::Error> = None;
-    for mut one in error {
-        one.kind = match one.kind {
-            Kind::InvalidType(actual, expected) => {
-                let hint = match actual {
-                    Actual::Unsigned(_) | Actual::Signed(_) if expected.contains("string") => {
-                        " (the environment's digits are read as a number: quote them, \"...\")"
-                    }
-                    _ => "",
-                };
-                Kind::Message(format!(
-                    "invalid type: found {}, expected {expected}{hint}",
-                    kind_of(&actual)
-                ))
-            }
-            Kind::InvalidValue(actual, expected) => Kind::Message(format!(
-                "invalid value: found {}, expected {expected}",
-                kind_of(&actual)
-            )),
-            kind => kind,
-        };
-        redacted = Some(match redacted {
-            None => one,
-            Some(previous) => previous.chain(one),
-        });
-    }
-    redacted.unwrap_or_else(|| figment::Error::from("configuration cannot be read".to_string()))
-}
-
-/// The configuration keys of the environment, as figment's `Env` reads them,
-/// with errors that name the variable (figment's own `Env` would say
-/// `for key "LISTEN"`, here it says `for key "GAMEGATE_LISTEN"`).
-struct Environment(Env);
-
-impl Environment {
-    fn configuration() -> Environment {
-        Environment(
-            Env::prefixed(ENV_PREFIX)
-                .filter(|key| is_configuration_key(key.as_str()))
-                .split(ENV_LEVEL_SEPARATOR),
-        )
-    }
-}
-
-impl Provider for Environment {
-    fn metadata(&self) -> Metadata {
-        Metadata::named("the environment").interpolater(|_: &Profile, keys: &[&str]| {
+    match kind {
+        Kind::InvalidType(actual, expected) => {
+            let hint = match actual {
+                Actual::Unsigned(_) | Actual::Signed(_) if expected.contains("string") => {
+                    " (write it in quotes)"
+                }
+                _ => "",
+            };
             format!(
-                "{ENV_PREFIX}{}",
-                keys.join(ENV_LEVEL_SEPARATOR).to_ascii_uppercase()
+                "invalid type: found {}, expected {expected}{hint}",
+                kind_of(&actual)
             )
-        })
-    }
-
-    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
-        self.0.data()
+        }
+        Kind::InvalidValue(actual, expected) => format!(
+            "invalid value: found {}, expected {expected}",
+            kind_of(&actual)
+        ),
+        // Unknown fields and variants quote only what the schema names.
+        kind => kind.to_string(),
     }
 }
 
 #[cfg(test)]
-mod placeholder_tests {
-    use super::*;
-
-    fn with_callers(callers: &str) -> Result<Config, ConfigError> {
-        let text = format!(
-            "[msdk]\nbase_url = \"http://127.0.0.1:9\"\n[msdk.apps.100703379]\n\
-             msdkkey = \"a-real-looking-msdk-key\"\n{callers}"
-        );
-        let figment = Figment::new().merge(Toml::string(&text));
-        let config: Config = figment.extract().expect("the test config parses");
-        config.validate().map(|()| config)
-    }
-
-    #[test]
-    fn callers_are_distinct_and_use_configured_apps() {
-        let caller = |name: &str, token: &str, apps: &str| {
-            format!("[[callers]]\nname = \"{name}\"\ntoken = \"{token}\"\napps = [{apps}]\n")
-        };
-        let lobby = caller("lobby", "lobby-token-0123456789", "\"100703379\"");
-        assert!(with_callers(&lobby).is_ok());
-        let twice = format!("{lobby}{}", caller("lobby", "other-token-0123456789", ""));
-        let error = with_callers(&twice).unwrap_err().to_string();
-        assert!(error.contains("two callers are named \"lobby\""), "{error}");
-        let same_token = format!("{lobby}{}", caller("match", "lobby-token-0123456789", ""));
-        let error = with_callers(&same_token).unwrap_err().to_string();
-        assert!(
-            error.contains("callers.match.token is the token of callers.lobby"),
-            "{error}"
-        );
-        assert!(
-            !error.contains("lobby-token-0123456789"),
-            "the token is quoted: {error}"
-        );
-        let unknown = caller("lobby", "lobby-token-0123456789", "\"100703379\", \"999\"");
-        let error = with_callers(&unknown).unwrap_err().to_string();
-        assert!(
-            error.contains("callers.lobby.apps names \"999\""),
-            "{error}"
-        );
-    }
-
-    #[test]
-    fn the_unmodified_example_configuration_is_refused_and_the_key_named() {
-        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/gamegate.example.toml");
-        let error = Config::load(Some(&example)).expect_err("placeholders are not secrets");
-        let text = error.to_string();
-        // The first placeholder found is named, with its environment variable.
-        assert!(
-            text.contains("qq_minigame.apps.1112345678.secret"),
-            "{text}"
-        );
-        assert!(
-            text.contains("GAMEGATE_QQ_MINIGAME__APPS__1112345678__SECRET"),
-            "{text}"
-        );
-        assert!(text.contains("placeholder"), "{text}");
-    }
-
-    #[test]
-    fn placeholders_are_told_from_secrets() {
-        for placeholder in [
-            "set GAMEGATE_MSDK__APPS__100703379__MSDKKEY instead",
-            "CHANGEME",
-            "<your appkey>",
-        ] {
-            assert!(is_placeholder(placeholder), "{placeholder}");
-            let error = check_secret("msdk.apps.1.msdkkey", &placeholder.into())
-                .expect_err("refused")
-                .to_string();
-            assert!(error.contains("GAMEGATE_MSDK__APPS__1__MSDKKEY"), "{error}");
-        }
-        for secret in ["5f4dcc3b5aa765d61d8327deb882cf99", "0123456789", "a<b>"] {
-            assert!(!is_placeholder(secret), "{secret}");
-            assert!(check_secret("k", &secret.into()).is_ok());
-        }
-        let caller = check_secret("callers.lobby.token", &"set GAMEGATE_X instead".into())
-            .expect_err("refused")
-            .to_string();
-        assert!(caller.contains("write the caller's real token"), "{caller}");
-        assert_eq!(
-            check_secret("k", &"".into()).unwrap_err().to_string(),
-            "configuration is invalid: k is empty"
-        );
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    // figment's Jail fixes the closure's error type.
-    #[allow(clippy::result_large_err)]
-    fn secrets_come_from_the_environment_and_the_log_filter_is_not_configuration() {
-        figment::Jail::expect_with(|jail| {
-            jail.create_file(
-                "gamegate.toml",
-                "[qq_openapi]\nbase_url = \"https://openapi.minigame.qq.com\"\n",
-            )?;
-            jail.set_env("GAMEGATE_LOG", "debug");
-            jail.set_env(
-                "GAMEGATE_QQ_OPENAPI__APPS__1110766236__APPKEY",
-                "from-the-env",
-            );
-            let config = Config::load(Some(Path::new("gamegate.toml")))
-                .map_err(|e| figment::Error::from(e.to_string()))?;
-            let platform = config.qq_openapi.expect("qq_openapi configured");
-            assert_eq!(
-                platform.apps["1110766236"].appkey.expose_secret(),
-                "from-the-env"
-            );
-            assert!(
-                !format!("{platform:?}").contains("from-the-env"),
-                "Debug redacts"
-            );
-            Ok(())
-        });
-    }
-}
+mod tests;
 
 #[cfg(test)]
 mod environment_tests {
@@ -766,10 +797,14 @@ mod environment_tests {
             top_level_keys(),
             [
                 "listen",
+                "drain_delay_ms",
                 "shutdown_grace_ms",
+                "log_format",
+                "log_openid",
                 "limits",
                 "listener",
                 "callers",
+                "tls",
                 "qq_minigame",
                 "qq_openapi",
                 "msdk",
@@ -792,7 +827,6 @@ mod environment_tests {
             "PORT",
             "PORT_50051_TCP",
             "LOG",
-            "LOG_FORMAT",
             "LISTEN_ADDR",
             "MSDK_SERVICE_HOST",
             "",
@@ -820,7 +854,7 @@ mod environment_tests {
             jail.set_env("GAMEGATE_LISTEN", "127.0.0.1:6000");
             jail.set_env(
                 "GAMEGATE_QQ_OPENAPI__APPS__1110766236__APPKEY",
-                "from-the-env",
+                "from-the-env-0123456789",
             );
             let config = Config::load(Some(Path::new("gamegate.toml")))
                 .map_err(|e| figment::Error::from(e.to_string()))?;
@@ -829,7 +863,7 @@ mod environment_tests {
                 config.qq_openapi.expect("qq_openapi configured").apps["1110766236"]
                     .appkey
                     .expose_secret(),
-                "from-the-env"
+                "from-the-env-0123456789"
             );
             Ok(())
         });
@@ -859,31 +893,32 @@ mod environment_tests {
 
     #[test]
     #[allow(clippy::result_large_err)]
-    fn a_secret_that_does_not_parse_is_named_but_never_quoted() {
+    fn a_secret_of_digits_is_the_string_it_is() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("GAMEGATE_QQ_OPENAPI__BASE_URL", "http://127.0.0.1:9");
+            for digits in ["0123456789012345", "9081726354554321"] {
+                jail.set_env("GAMEGATE_QQ_OPENAPI__APPS__1110766236__APPKEY", digits);
+                let config = Config::load(None).map_err(|e| figment::Error::from(e.to_string()))?;
+                let apps = &config.qq_openapi.as_ref().expect("configured").apps;
+                assert_eq!(apps["1110766236"].appkey.expose_secret(), digits);
+                assert!(!format!("{config:?}").contains(digits), "Debug redacts");
+            }
+            // Too short, and all digits: refused, and not quoted.
             jail.set_env(
                 "GAMEGATE_QQ_OPENAPI__APPS__1110766236__APPKEY",
-                "90817263545",
+                "0123456789",
             );
-            let error = Config::load(None)
-                .expect_err("digits are read as a number")
-                .to_string();
+            let error = Config::load(None).expect_err("too short").to_string();
             assert!(
-                error.contains("GAMEGATE_QQ_OPENAPI__APPS__1110766236__APPKEY"),
+                error
+                    .contains("environment variable GAMEGATE_QQ_OPENAPI__APPS__1110766236__APPKEY"),
                 "{error}"
             );
+            assert!(error.contains("10 characters"), "{error}");
             assert!(
-                !error.contains("90817263545"),
+                !error.contains("0123456789"),
                 "the secret is quoted: {error}"
             );
-            jail.set_env(
-                "GAMEGATE_QQ_OPENAPI__APPS__1110766236__APPKEY",
-                "\"90817263545\"",
-            );
-            let config = Config::load(None).map_err(|e| figment::Error::from(e.to_string()))?;
-            let apps = &config.qq_openapi.expect("configured").apps;
-            assert_eq!(apps["1110766236"].appkey.expose_secret(), "90817263545");
             Ok(())
         });
     }

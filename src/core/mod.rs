@@ -129,13 +129,11 @@ static FAILURE_LINES: LogLimiter<ErrorReason> = LogLimiter::new(5, Duration::fro
 
 /// Records the outcome of one call, whatever protocol carried it and whether
 /// it reached [`Core::execute`] (an unauthenticated call does not).
-pub fn record(route: &Route, received_at: Instant, outcome: &Result<DynamicMessage, GatewayError>) {
+pub fn record(route: &Route, outcome: &Result<DynamicMessage, GatewayError>) {
+    // A call that was answered has its access line (`api::access`); only
+    // failures are described here.
     match outcome {
-        Ok(_) => tracing::debug!(
-            rpc = %route.grpc_path,
-            elapsed_us = received_at.elapsed().as_micros() as u64,
-            "rpc answered"
-        ),
+        Ok(_) => {}
         Err(error) => {
             let reason = error.reason().info_reason();
             match error {

@@ -32,6 +32,11 @@ impl CallsInFlight {
         }
     }
 
+    /// How many calls hold a place now.
+    pub fn current(&self) -> usize {
+        self.limit - self.permits.available_permits()
+    }
+
     /// A place for one more call, or GATEWAY_OVERLOADED.
     pub fn enter(&self) -> Result<InFlight, GatewayError> {
         self.permits

@@ -25,7 +25,7 @@ use tokio::{
     time::{Instant, sleep, sleep_until},
 };
 
-use super::{Connection, ConnectionLimits};
+use super::{Connection, ConnectionLimits, TlsAcceptor};
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_millis(500);
@@ -35,6 +35,7 @@ const QUIET: Duration = Duration::from_secs(1);
 pub(super) struct Acceptor {
     listener: TcpListener,
     limits: ConnectionLimits,
+    tls: Option<TlsAcceptor>,
     slots: Arc<Semaphore>,
     /// Accept errors that say the process lacks descriptors or memory.
     out_of_resources: Episode,
@@ -44,10 +45,15 @@ pub(super) struct Acceptor {
 }
 
 impl Acceptor {
-    pub(super) fn new(listener: TcpListener, limits: ConnectionLimits) -> Acceptor {
+    pub(super) fn new(
+        listener: TcpListener,
+        limits: ConnectionLimits,
+        tls: Option<TlsAcceptor>,
+    ) -> Acceptor {
         Acceptor {
             listener,
             limits,
+            tls,
             slots: Arc::new(Semaphore::new(limits.max_connections)),
             out_of_resources: Episode::default(),
             backoff: FIRST_BACKOFF,
@@ -86,7 +92,10 @@ impl Acceptor {
                     if let Err(error) = stream.set_nodelay(true) {
                         tracing::debug!(%error, "cannot disable nagle on an accepted connection");
                     }
-                    return Connection::new(stream, remote_addr, slot, self.limits);
+                    // The material in force now; the handshake runs on the
+                    // connection's own task.
+                    let tls = self.tls.as_ref().map(TlsAcceptor::current);
+                    return Connection::new(stream, remote_addr, slot, self.limits, tls);
                 }
                 Err(error) if is_per_connection(&error) => {
                     tracing::debug!(%error, "a connection failed before it was accepted");

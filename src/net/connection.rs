@@ -12,13 +12,20 @@
 //! it serves. Open streams are counted by `TrackStreamsLayer`, from a
 //! request's headers to the end of its answer, so a call waiting on a
 //! platform keeps its connection busy even when no byte moves.
+//!
+//! With TLS, the handshake happens here too, on the first read or write, so
+//! on the connection's own task and never in the accept loop: a client that
+//! sends no ClientHello holds nothing but its own connection, until the
+//! handshake timeout closes it. That timeout covers the TLS handshake and
+//! the HTTP/2 preface together, and the preface is counted in the decrypted
+//! bytes.
 
 use std::{
     io,
     net::SocketAddr,
     pin::Pin,
     sync::{
-        Arc,
+        Arc, OnceLock,
         atomic::{AtomicU64, AtomicUsize, Ordering},
     },
     task::{Context, Poll},
@@ -30,15 +37,20 @@ use tokio::{
     sync::OwnedSemaphorePermit,
     time::{Instant, Sleep, sleep_until},
 };
+use tokio_rustls::{rustls::ServerConfig, server::TlsStream};
 use tonic::transport::server::Connected;
 
-use super::ConnectionLimits;
+use super::{ConnectionLimits, tls};
 
 /// An accepted TCP connection, holding one of the listener's connection slots
 /// until it is dropped.
 pub struct Connection {
-    stream: TcpStream,
+    stream: Transport,
+    local_addr: Option<SocketAddr>,
     remote_addr: SocketAddr,
+    /// The verified client certificate's names, once the TLS handshake is
+    /// done; shared with every `ConnectionInfo`, which tonic takes before it.
+    client_names: Arc<OnceLock<Arc<[String]>>>,
     activity: Arc<Activity>,
     preface: Preface,
     limits: ConnectionLimits,
@@ -48,16 +60,30 @@ pub struct Connection {
 }
 
 impl Connection {
+    /// With `tls`, the connection is TLS, its handshake done on the first
+    /// read or write.
     pub(super) fn new(
         stream: TcpStream,
         remote_addr: SocketAddr,
         slot: OwnedSemaphorePermit,
         limits: ConnectionLimits,
+        tls: Option<Arc<ServerConfig>>,
     ) -> Connection {
         let accepted_at = Instant::now();
+        let local_addr = stream.local_addr().ok();
+        let stream = match tls {
+            // Lazy: no byte is read or written until the connection's task
+            // polls it.
+            Some(config) => Transport::Handshaking(Box::new(
+                tokio_rustls::TlsAcceptor::from(config).accept(stream),
+            )),
+            None => Transport::Plain(stream),
+        };
         Connection {
             stream,
+            local_addr,
             remote_addr,
+            client_names: Arc::default(),
             activity: Arc::new(Activity {
                 accepted_at,
                 open_streams: AtomicUsize::new(0),
@@ -114,6 +140,69 @@ impl Connection {
         }
         Poll::Pending
     }
+
+    /// The stream to read and write, once the TLS handshake (if any) is done.
+    fn poll_stream(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Stream<'_>>> {
+        if let Transport::Handshaking(accept) = &mut self.stream {
+            match Pin::new(accept.as_mut()).poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(stream)) => {
+                    // Set before the first decrypted byte reaches hyper, so
+                    // before any request of the connection exists.
+                    if let Some([leaf, ..]) = stream.get_ref().1.peer_certificates() {
+                        let _ = self.client_names.set(tls::certificate_names(leaf).into());
+                    }
+                    self.stream = Transport::Tls(Box::new(stream));
+                }
+                Poll::Ready(Err(error)) => {
+                    tracing::debug!(remote_addr = %self.remote_addr, %error, "tls handshake failed");
+                    self.stream = Transport::Failed;
+                    return Poll::Ready(Err(error));
+                }
+            }
+        }
+        Poll::Ready(match &mut self.stream {
+            Transport::Plain(stream) => Ok(Stream::Plain(stream)),
+            Transport::Tls(stream) => Ok(Stream::Tls(stream)),
+            Transport::Handshaking(_) => unreachable!("the handshake is done or failed above"),
+            Transport::Failed => Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "the tls handshake failed",
+            )),
+        })
+    }
+}
+
+/// The connection's byte stream, and how far its TLS has come.
+enum Transport {
+    Plain(TcpStream),
+    /// Boxed: a rustls connection is kilobytes, a plaintext one is not.
+    Handshaking(Box<tokio_rustls::Accept<TcpStream>>),
+    Tls(Box<TlsStream<TcpStream>>),
+    /// The handshake failed (the error was returned once); hyper drops the
+    /// connection.
+    Failed,
+}
+
+/// A borrowed stream ready for IO.
+enum Stream<'a> {
+    Plain(&'a mut TcpStream),
+    Tls(&'a mut TlsStream<TcpStream>),
+}
+
+macro_rules! with_stream {
+    ($stream:expr, |$io:ident| $body:expr) => {
+        match $stream {
+            Stream::Plain($io) => {
+                let $io = Pin::new($io);
+                $body
+            }
+            Stream::Tls($io) => {
+                let $io = Pin::new($io);
+                $body
+            }
+        }
+    };
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -125,7 +214,9 @@ enum Closed {
 impl Closed {
     fn reason(self) -> &'static str {
         match self {
-            Closed::Handshake => "no http/2 client preface within the handshake timeout",
+            Closed::Handshake => {
+                "no http/2 client preface (after tls, if any) within the handshake timeout"
+            }
             Closed::Idle => "no open stream within the idle timeout",
         }
     }
@@ -146,7 +237,11 @@ impl AsyncRead for Connection {
             return Poll::Ready(Err(error));
         }
         let before = buf.filled().len();
-        let read = Pin::new(&mut this.stream).poll_read(cx, buf);
+        let read = match this.poll_stream(cx) {
+            Poll::Ready(Ok(stream)) => with_stream!(stream, |io| io.poll_read(cx, buf)),
+            Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+            Poll::Pending => return Poll::Pending,
+        };
         if !this.preface.complete()
             && matches!(read, Poll::Ready(Ok(())))
             && this.preface.feed(&buf.filled()[before..])
@@ -175,7 +270,8 @@ impl AsyncWrite for Connection {
         if let Poll::Ready(error) = this.poll_limits(cx) {
             return Poll::Ready(Err(error));
         }
-        Pin::new(&mut this.stream).poll_write(cx, buf)
+        let stream = std::task::ready!(this.poll_stream(cx))?;
+        with_stream!(stream, |io| io.poll_write(cx, buf))
     }
 
     fn poll_write_vectored(
@@ -187,19 +283,34 @@ impl AsyncWrite for Connection {
         if let Poll::Ready(error) = this.poll_limits(cx) {
             return Poll::Ready(Err(error));
         }
-        Pin::new(&mut this.stream).poll_write_vectored(cx, bufs)
+        let stream = std::task::ready!(this.poll_stream(cx))?;
+        with_stream!(stream, |io| io.poll_write_vectored(cx, bufs))
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
+        match &self.stream {
+            Transport::Plain(stream) => stream.is_write_vectored(),
+            // What tokio-rustls says of its streams, before and after the
+            // handshake alike.
+            Transport::Handshaking(_) | Transport::Tls(_) | Transport::Failed => true,
+        }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+        let stream = std::task::ready!(self.get_mut().poll_stream(cx))?;
+        with_stream!(stream, |io| io.poll_flush(cx))
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+        let this = self.get_mut();
+        match &mut this.stream {
+            // Nothing to say to a client whose handshake never finished: the
+            // socket closes when the connection is dropped.
+            Transport::Handshaking(_) | Transport::Failed => Poll::Ready(Ok(())),
+            Transport::Plain(stream) => Pin::new(stream).poll_shutdown(cx),
+            // Sends close_notify, then shuts the socket down.
+            Transport::Tls(stream) => Pin::new(stream.as_mut()).poll_shutdown(cx),
+        }
     }
 }
 
@@ -210,6 +321,19 @@ pub struct ConnectionInfo {
     pub local_addr: Option<SocketAddr>,
     pub remote_addr: SocketAddr,
     pub(super) activity: Arc<Activity>,
+    client_names: Arc<OnceLock<Arc<[String]>>>,
+}
+
+impl ConnectionInfo {
+    /// The DNS and URI subject alternative names of the client certificate
+    /// that the TLS handshake verified (against `client_ca_file`), as in
+    /// `lobby.game.internal` or `spiffe://cluster/ns/game/sa/lobby`; `None`
+    /// for a plaintext connection or a TLS one without a client certificate.
+    /// tonic takes this before the handshake; every request of the
+    /// connection comes after it, so a request always sees the names.
+    pub fn client_certificate_names(&self) -> Option<Arc<[String]>> {
+        self.client_names.get().cloned()
+    }
 }
 
 impl Connected for Connection {
@@ -217,9 +341,10 @@ impl Connected for Connection {
 
     fn connect_info(&self) -> ConnectionInfo {
         ConnectionInfo {
-            local_addr: self.stream.local_addr().ok(),
+            local_addr: self.local_addr,
             remote_addr: self.remote_addr,
             activity: self.activity.clone(),
+            client_names: self.client_names.clone(),
         }
     }
 }

@@ -11,10 +11,13 @@
 //!   HTTP/2 servers, hence this wrapper.
 //! - [`TrackStreamsLayer`]: the tower layer that tells a connection which of
 //!   its streams are open, from a request's headers to the end of its answer.
+//! - [`TlsAcceptor`]: TLS (and mTLS) on the listener, its files re-read when
+//!   they change; the handshake happens inside [`Connection`].
 
 mod accept;
 mod connection;
 mod streams;
+mod tls;
 
 use std::time::Duration;
 
@@ -24,6 +27,7 @@ use tokio_stream::Stream;
 pub use self::{
     connection::{Connection, ConnectionInfo},
     streams::{TrackStreams, TrackStreamsLayer, TrackedBody, TrackedResponse},
+    tls::{TlsAcceptor, TlsError, TlsFile, TlsProblem, TlsSettings, load_server_config},
 };
 
 /// What the accept loop and each connection enforce.
@@ -42,15 +46,28 @@ pub struct ConnectionLimits {
 /// itself, and small gRPC answers held back for a delayed ACK cost
 /// milliseconds each). The stream yields no errors: the accept loop handles
 /// them itself, since tonic's would retry at once, in a loop.
+///
+/// With `tls`, every connection is TLS, with the material in force at its
+/// accept; the files are watched for changes as long as the stream lives.
 pub fn accepted(
     listener: TcpListener,
     limits: ConnectionLimits,
+    tls: Option<TlsAcceptor>,
 ) -> impl Stream<Item = std::io::Result<Connection>> + Send + 'static {
-    let acceptor = accept::Acceptor::new(listener, limits);
-    futures::stream::unfold(acceptor, |mut acceptor| async move {
-        let connection = acceptor.accept().await;
-        Some((Ok(connection), acceptor))
-    })
+    let acceptor = accept::Acceptor::new(listener, limits, tls.clone());
+    // Started on the first poll, inside the runtime; dropped (and stopped)
+    // with the stream.
+    let watcher: Option<tls::WatchGuard> = None;
+    futures::stream::unfold(
+        (acceptor, tls, watcher),
+        |(mut acceptor, tls, mut watcher)| async move {
+            if watcher.is_none() {
+                watcher = tls.as_ref().map(TlsAcceptor::watch);
+            }
+            let connection = acceptor.accept().await;
+            Some((Ok(connection), (acceptor, tls, watcher)))
+        },
+    )
 }
 
 /// Raises the soft limit on open files to the hard one, and returns the soft

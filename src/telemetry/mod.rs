@@ -1,8 +1,9 @@
 //! What operators see: logs today; metrics and traces join here.
 //!
-//! Logs are one line per event on stdout: text (the default) or JSON lines
-//! (`GAMEGATE_LOG_FORMAT=json`), filtered by `GAMEGATE_LOG` (`tracing`
-//! directives, default `info`). Whatever the format, no value reaches the
+//! Logs are one line per event on stdout: JSON lines (the default when stdout
+//! is not a terminal) or text (`log_format`, `GAMEGATE_LOG_FORMAT`), filtered
+//! by `GAMEGATE_LOG` (`tracing` directives, default `info`; HTTP/2, hyper and
+//! TLS internals at `warn` unless named). Whatever the format, no value reaches the
 //! output with a control character in it ([`EscapingFields`] for text,
 //! [`JsonEscaping`] for JSON): a caller's newline cannot forge a line, nor its
 //! escape sequence drive a terminal. Colours are used on a terminal only (and
@@ -43,7 +44,8 @@ pub enum TelemetryError {
 }
 
 /// How log lines are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// tracing-subscriber's full text format, one event a line.
     #[default]
@@ -66,17 +68,74 @@ impl FromStr for LogFormat {
     }
 }
 
-/// Installs the process's log subscriber, as the environment says: format,
-/// filter, and colours if stdout is a terminal.
-pub fn init_logging() -> Result<(), TelemetryError> {
-    let format = match std::env::var_os(LOG_FORMAT_VARIABLE) {
-        // Set but empty, as manifests sometimes leave a variable: the default.
-        Some(value) if value.is_empty() => LogFormat::default(),
-        Some(value) => value.to_string_lossy().parse()?,
-        None => LogFormat::default(),
+/// The targets whose debug and info lines describe HTTP/2 frames, TLS records
+/// and tower internals: below `warn` they drown every other line (66 lines
+/// for one call at debug), so they stay at `warn` unless a directive names
+/// them (`GAMEGATE_LOG=debug,h2=debug`).
+pub const QUIET_TARGETS: [&str; 8] = [
+    "h2",
+    "hyper",
+    "hyper_util",
+    "tower",
+    "tonic",
+    "rustls",
+    "tokio_rustls",
+    "axum",
+];
+
+/// The filter of `directives` (`GAMEGATE_LOG`; `info` when unset), with the
+/// [`QUIET_TARGETS`] it does not name held at `warn`.
+pub fn log_filter(directives: Option<&str>) -> EnvFilter {
+    let directives = directives
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .unwrap_or("info");
+    let named = |target: &str| {
+        directives.split(',').any(|directive| {
+            let name = directive
+                .split(['=', '['])
+                .next()
+                .unwrap_or_default()
+                .trim();
+            name == target || name.starts_with(&format!("{target}::"))
+        })
     };
-    let filter =
-        EnvFilter::try_from_env(LOG_FILTER_VARIABLE).unwrap_or_else(|_| EnvFilter::new("info"));
+    let mut all = directives.to_string();
+    for target in QUIET_TARGETS.iter().filter(|target| !named(target)) {
+        all.push_str(&format!(",{target}=warn"));
+    }
+    EnvFilter::try_new(&all).unwrap_or_else(|_| {
+        // A directive that does not parse: say so on stderr (the log is not
+        // installed yet) and keep the default.
+        eprintln!("gamegate: {LOG_FILTER_VARIABLE} does not parse; logging at info");
+        log_filter(None)
+    })
+}
+
+/// The format lines are written in: `GAMEGATE_LOG_FORMAT` if set, else the
+/// configuration's `log_format`, else text on a terminal and JSON elsewhere
+/// (a log collector reads JSON; a person at a terminal reads text).
+pub fn chosen_format(configured: Option<LogFormat>) -> Result<LogFormat, TelemetryError> {
+    match std::env::var_os(LOG_FORMAT_VARIABLE) {
+        // Set but empty, as manifests sometimes leave a variable: not set.
+        Some(value) if !value.is_empty() => value.to_string_lossy().parse(),
+        _ => Ok(configured.unwrap_or_else(|| {
+            if std::io::stdout().is_terminal() {
+                LogFormat::Text
+            } else {
+                LogFormat::Json
+            }
+        })),
+    }
+}
+
+/// Installs the process's log subscriber: the format [`chosen_format`]
+/// picks, the filter of `GAMEGATE_LOG`, colours only on a terminal (and not
+/// with `NO_COLOR`).
+pub fn init_logging(configured: Option<LogFormat>) -> Result<(), TelemetryError> {
+    let format = chosen_format(configured)?;
+    let directives = std::env::var(LOG_FILTER_VARIABLE).ok();
+    let filter = log_filter(directives.as_deref());
     let ansi = std::io::stdout().is_terminal()
         && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty());
     subscriber(format, filter, ansi, std::io::stdout).try_init()?;
@@ -260,6 +319,34 @@ mod tests {
             captured.text(),
             format!("{line}{{\"a\":\"\\u0085\\u2029\"}}\n")
         );
+    }
+
+    #[test]
+    fn http2_and_tls_internals_stay_at_warn_unless_named() {
+        let quiet = |directives: Option<&str>, target: &str| {
+            let captured = Captured::default();
+            let subscriber = subscriber(
+                LogFormat::Text,
+                log_filter(directives),
+                false,
+                captured.clone(),
+            );
+            tracing::subscriber::with_default(subscriber, || {
+                tracing::debug!(target: "h2::codec", "frame");
+                tracing::debug!(target: "gamegate::core", "call");
+                let _ = target;
+            });
+            captured.text()
+        };
+        let debug = quiet(Some("debug"), "h2");
+        assert!(
+            !debug.contains("frame") && debug.contains("call"),
+            "{debug}"
+        );
+        let asked = quiet(Some("debug,h2=debug"), "h2");
+        assert!(asked.contains("frame") && asked.contains("call"), "{asked}");
+        let default = quiet(None, "h2");
+        assert!(default.is_empty(), "{default}");
     }
 
     #[test]

@@ -28,6 +28,8 @@ async fn callers_need_their_token_and_may_use_only_their_apps() {
         config.callers = vec![Caller {
             name: "lobby".into(),
             token: SecretString::from(LOBBY_TOKEN),
+            token_file: None,
+            certificate_san: None,
             apps: vec![demo::MINIGAME_APPID.into()],
         }];
     })

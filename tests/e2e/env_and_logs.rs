@@ -6,11 +6,7 @@
 //! writes, exactly as an operator's log collector would.
 
 use std::{
-    io::{BufRead, BufReader, Read, Write},
     net::SocketAddr,
-    process::{Child, Command, ExitStatus, Stdio},
-    sync::mpsc,
-    thread,
     time::{Duration, Instant},
 };
 
@@ -26,7 +22,10 @@ use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
-use crate::common::{demo, loopback};
+use crate::{
+    binary::{Gamegate, Output},
+    common::{demo, loopback},
+};
 
 /// What Kubernetes sets in every pod of a namespace with a Service named
 /// `gamegate` (port 50051, named `grpc`), unless `enableServiceLinks: false`.
@@ -56,158 +55,6 @@ const LOBBY_TOKEN: &str = "lobby-server-token-0123456789";
 /// JSON itself does not escape (a C1 CSI, DEL, a Unicode line separator).
 const FORGED: &str = "x\nFORGED line \u{1b}[2J";
 const FORGED_UNICODE: &str = "y\u{9b}2J\u{7f}\u{2028}FORGED line\r\nFORGED too";
-
-/// A gamegate child process and what it writes.
-struct Gamegate {
-    child: Child,
-    _config: tempfile::TempPath,
-    stdout: mpsc::Receiver<Vec<u8>>,
-    stderr: Option<thread::JoinHandle<Vec<u8>>>,
-}
-
-/// What a gamegate wrote, once it ended.
-struct Output {
-    status: ExitStatus,
-    /// stdout (the log) line by line, each with its newline, as bytes.
-    lines: Vec<Vec<u8>>,
-    stderr: String,
-}
-
-impl Output {
-    fn text(&self) -> Vec<String> {
-        self.lines
-            .iter()
-            .map(|line| String::from_utf8(line.clone()).expect("the log is utf-8"))
-            .collect()
-    }
-
-    fn containing(&self, needle: &str) -> Vec<String> {
-        self.text()
-            .into_iter()
-            .filter(|line| line.contains(needle))
-            .collect()
-    }
-}
-
-impl Gamegate {
-    /// `gamegate <command> --config <file holding config>` with only `env` in
-    /// its environment.
-    fn spawn(command: &str, config: &str, env: &[(&str, &str)]) -> Gamegate {
-        let mut file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
-        file.write_all(config.as_bytes()).unwrap();
-        let config = file.into_temp_path();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_gamegate"))
-            .arg(command)
-            .arg("--config")
-            .arg(&config)
-            .env_clear()
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the gamegate binary runs");
-        let (lines, stdout) = mpsc::channel();
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        thread::spawn(move || {
-            loop {
-                let mut line = Vec::new();
-                match out.read_until(b'\n', &mut line) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {
-                        if lines.send(line).is_err() {
-                            break;
-                        }
-                    }
-                }
-            }
-        });
-        let mut err = child.stderr.take().unwrap();
-        let stderr = thread::spawn(move || {
-            let mut bytes = Vec::new();
-            let _ = err.read_to_end(&mut bytes);
-            bytes
-        });
-        Gamegate {
-            child,
-            _config: config,
-            stdout,
-            stderr: Some(stderr),
-        }
-    }
-
-    /// Waits for the "gamegate is serving" line; returns the address in it
-    /// and keeps the lines before it for [`Gamegate::stop`].
-    fn serving(&mut self, seen: &mut Vec<Vec<u8>>) -> SocketAddr {
-        let until = Instant::now() + Duration::from_secs(30);
-        loop {
-            let left = until.saturating_duration_since(Instant::now());
-            let line = match self.stdout.recv_timeout(left) {
-                Ok(line) => line,
-                Err(_) => {
-                    let output = self.stop(std::mem::take(seen));
-                    panic!(
-                        "gamegate did not serve ({}):\n{}\n{}",
-                        output.status,
-                        output.text().join(""),
-                        output.stderr
-                    );
-                }
-            };
-            let text = String::from_utf8_lossy(&line).into_owned();
-            seen.push(line);
-            if text.contains("gamegate is serving") {
-                // `addr=127.0.0.1:PORT` (text) or `"addr":"127.0.0.1:PORT"` (JSON).
-                let at = text
-                    .find("127.0.0.1:")
-                    .expect("the serving line names its address");
-                let port: String = text[at + "127.0.0.1:".len()..]
-                    .chars()
-                    .take_while(char::is_ascii_digit)
-                    .collect();
-                return SocketAddr::from(([127, 0, 0, 1], port.parse().unwrap()));
-            }
-        }
-    }
-
-    /// Kills the process (every line written so far has reached the pipe:
-    /// each log line is one write) and collects what it wrote.
-    fn stop(&mut self, mut lines: Vec<Vec<u8>>) -> Output {
-        let _ = self.child.kill();
-        let status = self.child.wait().expect("gamegate is waited for");
-        lines.extend(self.stdout.iter());
-        let stderr = self
-            .stderr
-            .take()
-            .map(|t| t.join().unwrap())
-            .unwrap_or_default();
-        Output {
-            status,
-            lines,
-            stderr: String::from_utf8_lossy(&stderr).into_owned(),
-        }
-    }
-
-    /// Waits at most `timeout` for the process to end by itself.
-    fn exit_within(&mut self, timeout: Duration) -> Output {
-        let until = Instant::now() + timeout;
-        while self.child.try_wait().expect("gamegate is polled").is_none() {
-            assert!(
-                Instant::now() < until,
-                "gamegate still runs after {timeout:?}"
-            );
-            thread::sleep(Duration::from_millis(20));
-        }
-        self.stop(Vec::new())
-    }
-}
-
-impl Drop for Gamegate {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn storage_request(app_id: &str) -> SetUserStorageRequest {
     SetUserStorageRequest {
@@ -368,8 +215,9 @@ async fn a_callers_newlines_and_escapes_never_reach_the_log_in_text_or_json() {
 
 #[tokio::test]
 async fn a_flood_of_wrong_tokens_writes_a_handful_of_warnings_counting_the_rest() {
-    let config =
-        format!("{NO_UPSTREAM}\n[[callers]]\nname = \"lobby\"\ntoken = \"{LOBBY_TOKEN}\"\n");
+    let config = format!(
+        "{NO_UPSTREAM}\n[[callers]]\nname = \"lobby\"\ntoken = \"{LOBBY_TOKEN}\"\napps = [\"*\"]\n"
+    );
     let mut gamegate = Gamegate::spawn("serve", &config, &[]);
     let mut seen = Vec::new();
     let addr = gamegate.serving(&mut seen);
@@ -449,6 +297,199 @@ fn the_unmodified_example_configuration_does_not_start() {
                     .stderr
                     .contains("GAMEGATE_QQ_MINIGAME__APPS__1112345678__SECRET"),
             "{command}: the error names the key and its variable: {}",
+            output.stderr
+        );
+    }
+}
+
+/// A caller's token of digits only, set by the caller's name.
+const DIGIT_TOKEN: &str = "0123456789012345";
+
+/// Every secret from where an operator keeps it: the app's secret in a file
+/// (a Secret volume), the caller's token (all digits, a leading zero) from
+/// the environment by the caller's name. Logs are JSON on a pipe by default,
+/// every call leaves one access line, HTTP/2 internals stay quiet at debug,
+/// and no secret reaches the output.
+#[tokio::test]
+async fn secrets_from_files_and_named_variables_json_logs_and_one_access_line_per_call() {
+    let sandbox = sandbox::spawn(SandboxConfig::demo(), loopback())
+        .await
+        .expect("sandbox starts");
+    let secret_file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(secret_file.path(), format!("{}\n", demo::MINIGAME_SECRET)).unwrap();
+    let config = format!(
+        "listen = \"127.0.0.1:0\"\n\
+         [[callers]]\nname = \"lobby-server\"\napps = [\"{app}\"]\n\
+         [qq_minigame]\nbase_url = \"{url}\"\n\
+         [qq_minigame.apps.{app}]\nsecret_file = \"{file}\"\n",
+        app = demo::MINIGAME_APPID,
+        url = sandbox.base_url(),
+        file = secret_file.path().display(),
+    );
+    let env = [
+        // Unset: the default of a pipe.
+        ("GAMEGATE_LOG_FORMAT", ""),
+        ("GAMEGATE_LOG", "debug"),
+        ("GAMEGATE_CALLERS__LOBBY_SERVER__TOKEN", DIGIT_TOKEN),
+    ];
+    let mut gamegate = Gamegate::spawn("serve", &config, &env);
+    let mut seen = Vec::new();
+    let addr = gamegate.serving(&mut seen);
+    let channel = connect(addr).await;
+    let call = |app_id: &str| {
+        let mut request = Request::new(storage_request(app_id));
+        request.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {DIGIT_TOKEN}").parse().unwrap(),
+        );
+        let mut storage = StorageServiceClient::new(channel.clone());
+        async move { storage.set_user_storage(request).await }
+    };
+    call(demo::MINIGAME_APPID)
+        .await
+        .expect("the token of digits and the secret from its file work");
+    let refused = call("1000000001").await.expect_err("an app it may not use");
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+    let output = gamegate.stop(seen);
+
+    let events: Vec<serde_json::Value> = output
+        .text()
+        .iter()
+        .map(|line| {
+            assert!(!line.contains('\u{1b}'), "a colour escape: {line:?}");
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}"))
+        })
+        .collect();
+    let access: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|event| event["fields"]["message"] == "call")
+        .collect();
+    assert_eq!(access.len(), 2, "one access line per call: {access:#?}");
+    let fields = |at: usize| &access[at]["fields"];
+    assert_eq!(
+        fields(0)["rpc"],
+        "/gamegate.v1.StorageService/SetUserStorage"
+    );
+    assert_eq!(fields(0)["app"], demo::MINIGAME_APPID);
+    assert_eq!(fields(0)["caller"], "lobby-server");
+    assert_eq!(fields(0)["platform"], "qq_minigame");
+    assert_eq!(fields(0)["grpc_code"], "OK");
+    assert_eq!(fields(0)["upstream_code"], 0);
+    assert!(
+        fields(0)["duration_ms"].as_f64().is_some(),
+        "{:?}",
+        fields(0)
+    );
+    assert!(
+        fields(0).get("openid").is_none(),
+        "openid only when asked for"
+    );
+    assert_eq!(access[0]["level"], "INFO");
+    assert_eq!(fields(1)["grpc_code"], "PERMISSION_DENIED");
+    assert_eq!(fields(1)["reason"], "APP_NOT_ALLOWED");
+    // HTTP/2 frames and hyper's connection lines stay below the debug asked
+    // for: what is left is gamegate's own.
+    let frames: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|event| {
+            let text = event.to_string();
+            text.contains("frame") || text.contains("Frame")
+        })
+        .collect();
+    assert!(frames.is_empty(), "http/2 internals: {frames:#?}");
+    assert!(events.len() < 40, "{} lines for two calls", events.len());
+    for secret in [DIGIT_TOKEN, demo::MINIGAME_SECRET] {
+        assert!(
+            output.containing(secret).is_empty() && !output.stderr.contains(secret),
+            "{secret} was logged"
+        );
+    }
+}
+
+/// A case of refusal: what it is, the file, the environment, what the error
+/// must say.
+type RefusalCase = (
+    &'static str,
+    String,
+    Vec<(&'static str, &'static str)>,
+    &'static str,
+);
+
+/// Each refusal of the binary names where the key was set: the file's line
+/// and column, or the exact variable; never a secret.
+#[test]
+fn every_refusal_names_the_file_line_or_the_variable_and_never_the_secret() {
+    let platform = "[qq_openapi]\nbase_url = \"http://127.0.0.1:9\"\n";
+    let cases: [RefusalCase; 6] = [
+        (
+            "a budget out of range",
+            format!("{platform}budget_ms = 0\n"),
+            vec![],
+            ".toml:3:1: qq_openapi.budget_ms is 0",
+        ),
+        (
+            "a budget from the environment",
+            platform.to_string(),
+            vec![("GAMEGATE_QQ_OPENAPI__BUDGET_MS", "soon")],
+            "environment variable GAMEGATE_QQ_OPENAPI__BUDGET_MS: qq_openapi.budget_ms: invalid type",
+        ),
+        (
+            "a short appkey of digits",
+            format!("{platform}[qq_openapi.apps.1110766236]\n"),
+            vec![(
+                "GAMEGATE_QQ_OPENAPI__APPS__1110766236__APPKEY",
+                "0123456789",
+            )],
+            "environment variable GAMEGATE_QQ_OPENAPI__APPS__1110766236__APPKEY: \
+             qq_openapi.apps.1110766236.appkey has 10 characters",
+        ),
+        (
+            "a caller with no apps",
+            format!(
+                "{platform}[qq_openapi.apps.1110766236]\nappkey = \"0123456789abcdef\"\n\
+                 [[callers]]\nname = \"lobby\"\ntoken = \"lobby-token-0123456789\"\napps = []\n"
+            ),
+            vec![],
+            ".toml:8:1: callers.lobby.apps is empty",
+        ),
+        (
+            "a caller naming an unknown app",
+            format!(
+                "{platform}[qq_openapi.apps.1110766236]\nappkey = \"0123456789abcdef\"\n\
+                 [[callers]]\nname = \"lobby\"\ntoken = \"lobby-token-0123456789\"\napps = [\"42\"]\n"
+            ),
+            vec![],
+            "callers.lobby.apps names \"42\", which no platform section configures",
+        ),
+        (
+            "a token for a caller that does not exist",
+            format!(
+                "{platform}[qq_openapi.apps.1110766236]\nappkey = \"0123456789abcdef\"\n\
+                 [[callers]]\nname = \"lobby\"\napps = [\"*\"]\n"
+            ),
+            vec![("GAMEGATE_CALLERS__0__TOKEN", "9876543210987654")],
+            "environment variable GAMEGATE_CALLERS__0__TOKEN: callers has no caller named \"0\"",
+        ),
+    ];
+    for (case, config, env, expected) in cases {
+        let output =
+            Gamegate::spawn("check-config", &config, &env).exit_within(Duration::from_secs(30));
+        assert!(!output.status.success(), "{case}: {}", output.status);
+        assert!(
+            output.stderr.contains(expected),
+            "{case}: expected {expected:?} in {}",
+            output.stderr
+        );
+        for (_, value) in &env {
+            assert!(
+                value.len() < 5 || !output.stderr.contains(value),
+                "{case}: the value is quoted: {}",
+                output.stderr
+            );
+        }
+        assert!(
+            !output.stderr.contains("default."),
+            "{case}: {}",
             output.stderr
         );
     }

@@ -58,7 +58,9 @@ fn with_caller(config: &mut gamegate::config::Config) {
     config.callers = vec![Caller {
         name: "lobby".into(),
         token: SecretString::from(TOKEN),
-        apps: Vec::new(),
+        token_file: None,
+        certificate_san: None,
+        apps: vec!["*".into()],
     }];
 }
 

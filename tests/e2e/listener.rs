@@ -462,6 +462,7 @@ impl Binary {
             .arg(env!("CARGO_BIN_EXE_gamegate"))
             .arg(&config)
             .env("GAMEGATE_LOG", "info")
+            .env("GAMEGATE_LOG_FORMAT", "text")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

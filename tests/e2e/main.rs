@@ -1,6 +1,7 @@
 //! End-to-end tests: the generated Rust client -> a real gamegate -> a real
 //! sandbox, each on an ephemeral loopback port.
 
+mod binary;
 mod callers;
 mod common;
 mod dawanka;
@@ -20,4 +21,5 @@ mod msdk_wire;
 mod readme;
 mod secrets;
 mod storage;
+mod tls;
 mod token;

@@ -36,6 +36,8 @@ apt_packages=(
   default-jdk-headless libgrpc-java protobuf-compiler-grpc-java-plugin libprotobuf-java libnetty-java
   libperfmark-java libgoogle-gson-java libguava-java libjsr305-java liberror-prone-java
   libgeronimo-annotation-1.3-spec-java
+  # the test PKI of the TLS check
+  openssl
 )
 
 step "Debian packages"
@@ -134,6 +136,71 @@ check_python() {
   PYTHONPATH="$out" timeout 120 "$python" "$here/python/client.py" "$grpc_addr" "$sandbox_url"
 }
 
+# A second gamegate, with TLS and mTLS, wired to the first one's sandbox (OpenAPI only): a CA, a
+# server certificate for localhost and 127.0.0.1 and a client certificate with a DNS SAN, made
+# with the openssl CLI; then Python's grpc.ssl_channel_credentials with and without the client
+# certificate.
+check_python_tls() {
+  local out="$build/python-tls"
+  local pki="$out/pki" log="$out/gamegate.log" pid="" addr=""
+  rm -rf "$out" && mkdir -p "$out/gen" "$pki"
+  "$python" -m grpc_tools.protoc -I proto/vendor -I proto --python_out="$out/gen" \
+    --grpc_python_out="$out/gen" "${gamegate_protos[@]}"
+  local ec=(-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes)
+  openssl req -x509 "${ec[@]}" -days 2 -subj "/CN=polyglot test CA" -keyout "$pki/ca.key" \
+    -out "$pki/ca.crt" -addext "basicConstraints=critical,CA:TRUE" \
+    -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+  leaf() { # name subjectAltName extendedKeyUsage
+    openssl req "${ec[@]}" -subj "/CN=$1" -keyout "$pki/$1.key" -out "$pki/$1.csr" 2>/dev/null
+    printf 'subjectAltName=%s\nextendedKeyUsage=%s\nbasicConstraints=CA:FALSE\n' "$2" "$3" >"$pki/$1.ext"
+    openssl x509 -req -in "$pki/$1.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial \
+      -days 2 -extfile "$pki/$1.ext" -out "$pki/$1.crt" 2>/dev/null
+  }
+  leaf server "DNS:localhost,IP:127.0.0.1" serverAuth
+  leaf lobby "DNS:lobby.game.internal" clientAuth
+  echo "test PKI in $pki; client certificate: $(openssl x509 -in "$pki/lobby.crt" -noout -ext subjectAltName | tail -1 | xargs)"
+  cat >"$out/gamegate.toml" <<EOF
+listen = "127.0.0.1:0"
+# Nothing routes here: no drain delay when the check stops it.
+drain_delay_ms = 0
+
+[tls]
+cert_file = "$pki/server.crt"
+key_file = "$pki/server.key"
+client_ca_file = "$pki/ca.crt"
+
+[qq_openapi]
+base_url = "$sandbox_url"
+
+[qq_openapi.apps.1110766236]
+appkey = "demo-openapi-appkey"
+EOF
+  GAMEGATE_LOG_FORMAT=text NO_COLOR=1 target/debug/gamegate serve --config "$out/gamegate.toml" >"$log" 2>&1 &
+  pid=$!
+  # This check runs in a subshell: its own EXIT trap stops its own gamegate (the pid expanded now:
+  # the function's locals are gone when the trap runs).
+  # shellcheck disable=SC2064
+  trap "kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true" EXIT
+  for _ in $(seq 1 300); do
+    addr="$(grep -m1 'gamegate is serving' "$log" | sed -nE 's/.*addr=([0-9.]+:[0-9]+).*/\1/p' || true)"
+    [ -n "$addr" ] && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if [ -z "$addr" ]; then
+    echo "gamegate with TLS did not start:"
+    cat "$log"
+    return 1
+  fi
+  echo "gamegate with mTLS (pid $pid) on $addr"
+  PYTHONPATH="$out/gen" timeout 60 "$python" "$here/python/tls_client.py" "$addr" "$pki/ca.crt" \
+    "$pki/lobby.crt" "$pki/lobby.key"
+  if grep -q "PRIVATE KEY" "$log"; then
+    echo "the gamegate log holds a private key"
+    return 1
+  fi
+}
+
 check_reflection() {
   # No stub generated from proto/: everything comes from the server's reflection service.
   timeout 120 "$python" "$here/reflection/client.py" "$grpc_addr"
@@ -195,7 +262,7 @@ check_java() {
   timeout 120 java -cp "$out/classes:$classpath" Client "$grpc_addr" "$sandbox_url"
 }
 
-names=(proto-lint python reflection cpp go java)
+names=(proto-lint python python-tls reflection cpp go java)
 declare -A verdict seconds
 passed=0
 failed=0
@@ -299,6 +366,7 @@ EOF
 fi
 
 run_check python check_python
+run_check python-tls check_python_tls
 run_check reflection check_reflection
 run_check cpp check_cpp
 run_check go check_go

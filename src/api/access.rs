@@ -1,0 +1,116 @@
+//! The access line: one `info` line per call that reached its route (target
+//! `gamegate::access`), whatever its outcome, with what an on-call engineer
+//! filters on: the RPC, the app, the caller, the platform and its code, the
+//! gRPC code and ErrorInfo reason, the duration. Never a secret or a token;
+//! the user's openid only when `log_openid` is on. Calls refused before their
+//! route is served (a wrong token, an overload) are counted by the
+//! rate-limited failure lines of `core::record` instead: a flood of them must
+//! not write a line each.
+
+use std::time::Duration;
+
+use prost_reflect::{DynamicMessage, ReflectMessage, Value};
+use tonic::Code;
+
+use crate::{
+    auth::RegisteredCaller,
+    errors::{GatewayError, platform_name},
+    plan::Route,
+};
+
+/// What a logged value taken from the caller's message may hold: app ids and
+/// openids are far shorter, a hostile one is cut.
+const MAX_LOGGED_CHARS: usize = 64;
+
+/// How access lines are written, from the configuration.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AccessLog {
+    /// Whether the line names the user's openid.
+    pub openid: bool,
+}
+
+/// One call, as its access line shows it.
+pub struct AccessLine<'a> {
+    pub route: &'a Route,
+    pub request: &'a DynamicMessage,
+    pub caller: Option<&'a RegisteredCaller>,
+    /// The error and the gRPC code it was answered with.
+    pub outcome: Result<(), (&'a GatewayError, Code)>,
+    pub elapsed: Duration,
+}
+
+impl AccessLog {
+    pub fn write(&self, line: &AccessLine<'_>) {
+        let app = string_field(line.request, "app_id");
+        let openid = self.openid.then(|| openid_of(line.request)).flatten();
+        let (grpc_code, reason, upstream_code) = match &line.outcome {
+            // The platform answered its success code.
+            Ok(()) => (Code::Ok, None, Some(0)),
+            Err((error, code)) => (
+                *code,
+                Some(error.reason().info_reason()),
+                match error {
+                    GatewayError::Upstream(upstream) => Some(upstream.code),
+                    _ => None,
+                },
+            ),
+        };
+        tracing::info!(
+            target: "gamegate::access",
+            rpc = %line.route.grpc_path,
+            app = app.as_deref().unwrap_or(""),
+            caller = line.caller.map_or("", |caller| caller.name.as_str()),
+            platform = platform_name(line.route.platform),
+            upstream_code,
+            grpc_code = code_name(grpc_code),
+            reason,
+            duration_ms = line.elapsed.as_secs_f64() * 1000.0,
+            openid = openid.as_deref(),
+            "call"
+        );
+    }
+}
+
+/// A top-level string field, cut to [`MAX_LOGGED_CHARS`].
+fn string_field(message: &DynamicMessage, name: &str) -> Option<String> {
+    let field = message.descriptor().get_field_by_name(name)?;
+    match &*message.get_field(&field) {
+        Value::String(text) => Some(text.chars().take(MAX_LOGGED_CHARS).collect()),
+        _ => None,
+    }
+}
+
+/// The user's openid: a top-level `openid`, or the `user` message's.
+fn openid_of(message: &DynamicMessage) -> Option<String> {
+    if let Some(openid) = string_field(message, "openid") {
+        return Some(openid);
+    }
+    let field = message.descriptor().get_field_by_name("user")?;
+    match &*message.get_field(&field) {
+        Value::Message(user) => string_field(user, "openid"),
+        _ => None,
+    }
+}
+
+/// The code's name as gRPC spells it (`DEADLINE_EXCEEDED`).
+fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
