@@ -3,9 +3,11 @@
 //! filters on: the RPC, the app, the caller, the platform and its code, the
 //! gRPC code and ErrorInfo reason, the duration. Never a secret or a token;
 //! the user's openid only when `log_openid` is on. Calls refused before their
-//! route is served (a wrong token, an overload) are counted by the
-//! rate-limited failure lines of `core::record` instead: a flood of them must
-//! not write a line each.
+//! message is read (a wrong token, an overload, a compressed message) are
+//! counted by the rate-limited failure lines of `core::record` instead: a
+//! flood of them must not write a line each. A message that cannot be read
+//! (too large, not the method's) is answered by tonic's codec with its status
+//! and leaves no line.
 
 use std::time::Duration;
 

@@ -86,6 +86,11 @@ impl GrpcGateway {
     pub fn calls_in_flight(&self) -> usize {
         self.inner.in_flight.current()
     }
+
+    /// Calls that have ended since the start.
+    pub fn calls_finished(&self) -> u64 {
+        self.inner.in_flight.finished()
+    }
 }
 
 type Response = http::Response<tonic::body::Body>;
@@ -129,7 +134,9 @@ impl Shared {
             });
         };
         if let Some(encoding) = compression(request.headers()) {
-            return refusal(GatewayError::CompressionUnsupported { encoding });
+            let error = GatewayError::CompressionUnsupported { encoding };
+            core::record(&route, &Err(error.clone()));
+            return refusal(error);
         }
         // The caller is known before its body is read: an unauthenticated
         // request costs its headers only.
@@ -155,7 +162,10 @@ impl Shared {
         };
         let _in_flight = match self.in_flight.enter() {
             Ok(place) => place,
-            Err(error) => return refusal(error),
+            Err(error) => {
+                core::record(&route, &Err(error.clone()));
+                return refusal(error);
+            }
         };
         let limit = limits::max_request_bytes(&route, &serving.limits);
         let codec = DynamicCodec::new(route.method_descriptor.input());

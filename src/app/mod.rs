@@ -10,7 +10,7 @@ pub mod embedded;
 mod run;
 pub mod signal;
 
-use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use thiserror::Error;
 use tokio::{
@@ -31,7 +31,7 @@ use crate::{
         grpc::{GrpcGateway, Serving},
     },
     auth::CallerRegistry,
-    config::{Config, ListenerLimits},
+    config::{Config, ListenerLimits, TlsConfig},
     core::Core,
     net,
     plan::{RouteDeclarationError, RouteTable},
@@ -191,16 +191,17 @@ pub async fn serve_with_tls(
              delay"
         );
         tokio::time::sleep(drain_delay).await;
-        let in_flight = counter.calls_in_flight();
+        let closing = Closing {
+            signalled_at,
+            in_flight: counter.calls_in_flight(),
+            finished: counter.calls_finished(),
+        };
         tracing::info!(
-            calls_in_flight = in_flight,
+            calls_in_flight = closing.in_flight,
             grace_ms = grace.as_millis() as u64,
             "drain delay over: no new connections; finishing the calls in flight"
         );
-        let _ = closing_tx.send(Closing {
-            signalled_at,
-            in_flight,
-        });
+        let _ = closing_tx.send(closing);
     };
     let limits = &config.listener;
     raise_open_file_limit(limits.max_connections);
@@ -230,32 +231,46 @@ pub async fn serve_with_tls(
         .add_routes(routes)
         .serve_with_incoming_shutdown(connections, announce);
     tokio::pin!(server);
+    tokio::pin!(closing_rx);
+    // The server ends by itself only after the close (or on an error); with
+    // no connection left it ends at once, maybe before this task sees the
+    // close: then the close is read here, so that the stopped line is never
+    // left out.
+    let mut ended = None;
     let closing = tokio::select! {
-        result = &mut server => return result.map_err(ServeError::from),
-        closing = closing_rx => closing,
+        biased;
+        closing = &mut closing_rx => closing.ok(),
+        result = &mut server => {
+            ended = Some(result);
+            closing_rx.try_recv().ok()
+        }
     };
-    let Ok(closing) = closing else {
-        return server.await.map_err(ServeError::from);
+    let result = match (ended, &closing) {
+        (Some(result), _) => result,
+        (None, Some(_)) => tokio::time::timeout(grace, &mut server)
+            .await
+            .unwrap_or(Ok(())),
+        (None, None) => server.await,
     };
-    let result = tokio::time::timeout(grace, &mut server).await;
-    let cut = gateway.calls_in_flight();
-    tracing::info!(
-        drained = closing.in_flight.saturating_sub(cut),
-        cut,
-        exit_ms = closing.signalled_at.elapsed().as_millis() as u64,
-        "stopped: calls in flight at the close finished (drained) or were cut at the end of \
-         the grace period"
-    );
-    match result {
-        Ok(result) => result.map_err(ServeError::from),
-        Err(_) => Ok(()),
+    if let Some(closing) = closing {
+        let cut = gateway.calls_in_flight();
+        tracing::info!(
+            drained = gateway.calls_finished().saturating_sub(closing.finished),
+            cut,
+            exit_ms = closing.signalled_at.elapsed().as_millis() as u64,
+            "stopped: calls that ended after the close (drained), calls still running at the \
+             end of the grace period (cut)"
+        );
     }
+    result.map_err(ServeError::from)
 }
 
-/// When the listener closed, and how many calls were in flight then.
+/// When the listener closed: since when gamegate was stopping, calls in
+/// flight, calls ended so far.
 struct Closing {
     signalled_at: Instant,
     in_flight: usize,
+    finished: u64,
 }
 
 /// Aborts a background task when dropped.
@@ -273,8 +288,10 @@ struct Running {
     listen: SocketAddr,
     listener: ListenerLimits,
     max_calls_in_flight: usize,
-    tls: Option<(PathBuf, PathBuf, Option<PathBuf>)>,
+    tls: Option<TlsConfig>,
     log_format: Option<crate::telemetry::LogFormat>,
+    drain_delay_ms: u64,
+    shutdown_grace_ms: u64,
 }
 
 impl Running {
@@ -283,35 +300,37 @@ impl Running {
             listen: config.listen,
             listener: config.listener.clone(),
             max_calls_in_flight: config.limits.max_calls_in_flight,
-            tls: config.tls.as_ref().map(|tls| {
-                (
-                    tls.cert_file.clone(),
-                    tls.key_file.clone(),
-                    tls.client_ca_file.clone(),
-                )
-            }),
+            tls: config.tls.clone(),
             log_format: config.log_format,
+            drain_delay_ms: config.drain_delay_ms,
+            shutdown_grace_ms: config.shutdown_grace_ms,
         }
     }
 
     /// The keys of `new` that differ from the running ones.
     fn restart_needed(&self, new: &Running) -> Vec<&'static str> {
         let mut keys = Vec::new();
-        if self.listen != new.listen {
-            keys.push("listen");
-        }
-        if self.listener != new.listener {
-            keys.push("listener");
-        }
-        if self.max_calls_in_flight != new.max_calls_in_flight {
-            keys.push("limits.max_calls_in_flight");
-        }
-        if self.tls != new.tls {
-            keys.push("tls (its file paths; the files themselves reload)");
-        }
-        if self.log_format != new.log_format {
-            keys.push("log_format");
-        }
+        let mut differs = |differ: bool, key: &'static str| {
+            if differ {
+                keys.push(key);
+            }
+        };
+        differs(self.listen != new.listen, "listen");
+        differs(self.listener != new.listener, "listener");
+        differs(
+            self.max_calls_in_flight != new.max_calls_in_flight,
+            "limits.max_calls_in_flight",
+        );
+        differs(
+            self.tls != new.tls,
+            "tls (its keys; the files they name reload by themselves)",
+        );
+        differs(self.log_format != new.log_format, "log_format");
+        differs(self.drain_delay_ms != new.drain_delay_ms, "drain_delay_ms");
+        differs(
+            self.shutdown_grace_ms != new.shutdown_grace_ms,
+            "shutdown_grace_ms",
+        );
         keys
     }
 }

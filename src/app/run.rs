@@ -32,6 +32,10 @@ pub async fn run(config_path: Option<&Path>, listen: Option<SocketAddr>) -> Resu
     if let Some(listen) = listen {
         config.listen = listen;
     }
+    // Listened for before the serving line: a signal sent at it is handled.
+    let shutdown = signal::shutdown();
+    #[cfg(unix)]
+    let hangups = config_path.and_then(|_| signal::reload_requests());
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
@@ -44,13 +48,16 @@ pub async fn run(config_path: Option<&Path>, listen: Option<SocketAddr>) -> Resu
     #[cfg(not(feature = "sandbox"))]
     tracing::info!(%addr, tls = config.tls.is_some(), "gamegate is serving");
     let (reloads, reloaded) = tokio::sync::mpsc::channel(1);
-    match config_path {
-        Some(path) => {
-            tokio::spawn(reload_on_sighup(path.to_path_buf(), listen, reloads));
-        }
-        None => drop(reloads),
+    #[cfg(unix)]
+    if let (Some(path), Some(hangups)) = (config_path, hangups) {
+        tokio::spawn(reload_on_sighup(
+            hangups,
+            path.to_path_buf(),
+            listen,
+            reloads,
+        ));
     }
-    super::serve(&config, listener, signal::shutdown(), reloaded)
+    super::serve(&config, listener, shutdown, reloaded)
         .await
         .map_err(|e| e.to_string())?;
     #[cfg(feature = "sandbox")]
@@ -64,36 +71,30 @@ pub async fn run(config_path: Option<&Path>, listen: Option<SocketAddr>) -> Resu
 /// result completely; a valid configuration goes to `reloads` (the server
 /// swaps it in), an invalid one is refused with an error line and the running
 /// one stays. `listen` (the command line's) still overrides the file's.
+#[cfg(unix)]
 async fn reload_on_sighup(
+    mut hangups: tokio::signal::unix::Signal,
     path: std::path::PathBuf,
     listen: Option<SocketAddr>,
     reloads: tokio::sync::mpsc::Sender<Config>,
 ) {
-    #[cfg(unix)]
-    {
-        let Some(mut hangups) = signal::reload_requests() else {
-            return;
-        };
-        while hangups.recv().await.is_some() {
-            tracing::info!(path = %path.display(), "SIGHUP: reading the configuration again");
-            match Config::load(Some(&path)) {
-                Ok(mut config) => {
-                    if let Some(listen) = listen {
-                        config.listen = listen;
-                    }
-                    if reloads.send(config).await.is_err() {
-                        return;
-                    }
+    while hangups.recv().await.is_some() {
+        tracing::info!(path = %path.display(), "SIGHUP: reading the configuration again");
+        match Config::load(Some(&path)) {
+            Ok(mut config) => {
+                if let Some(listen) = listen {
+                    config.listen = listen;
                 }
-                Err(error) => tracing::error!(
-                    %error,
-                    "the new configuration is refused; the running one stays"
-                ),
+                if reloads.send(config).await.is_err() {
+                    return;
+                }
             }
+            Err(error) => tracing::error!(
+                %error,
+                "the new configuration is refused; the running one stays"
+            ),
         }
     }
-    #[cfg(not(unix))]
-    let _ = (path, listen, reloads);
 }
 
 /// Reads and validates a configuration file.

@@ -96,7 +96,10 @@ impl CallerRegistry {
         });
         match (by_token, by_certificate) {
             (Some(token), Some(certificate)) if !Arc::ptr_eq(token, certificate) => {
-                Err(GatewayError::CallerUnauthenticated)
+                Err(GatewayError::CallerIdentityConflict {
+                    token_caller: token.name.clone(),
+                    certificate_caller: certificate.name.clone(),
+                })
             }
             (Some(caller), _) | (None, Some(caller)) => Ok(Some(caller.clone())),
             (None, None) => Err(GatewayError::CallerUnauthenticated),
@@ -160,7 +163,7 @@ mod tests {
         );
         assert!(matches!(
             registry.authenticate(Some("Bearer lobby-token-0123456789"), Some(&names)),
-            Err(GatewayError::CallerUnauthenticated)
+            Err(GatewayError::CallerIdentityConflict { .. })
         ));
         // Nothing known, or a wrong token beside a right certificate.
         let unknown: Vec<String> = vec!["stranger.example".into()];

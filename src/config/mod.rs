@@ -367,7 +367,7 @@ impl Config {
         report_ignored_environment();
         let sources = source::Sources::new(path);
         let mut config: Config = figment
-            .merge(source::Environment::configuration())
+            .merge(source::Environment::configuration(&sources))
             .extract()
             .map_err(|error| ConfigError::Load(sources.describe(error)))?;
         let located = |error: ConfigError| error.located(&sources);
@@ -512,28 +512,30 @@ impl Config {
                 ));
             }
             let has_token = !caller.token.expose_secret().is_empty();
-            match &caller.certificate_san {
-                Some(san) if !has_token => {
-                    if san.trim().is_empty() {
-                        return Err(ConfigError::invalid(
-                            key("certificate_san"),
-                            "is empty; name the client certificate's DNS or URI SAN",
-                        ));
-                    }
-                    if self
-                        .tls
-                        .as_ref()
-                        .is_none_or(|tls| tls.client_ca_file.is_none())
-                    {
-                        return Err(ConfigError::invalid(
-                            key("certificate_san"),
-                            "identifies the caller by its client certificate, but no [tls] \
-                             client_ca_file verifies client certificates: configure mTLS or \
-                             give the caller a token",
-                        ));
-                    }
+            if let Some(san) = &caller.certificate_san {
+                if san.trim().is_empty() {
+                    return Err(ConfigError::invalid(
+                        key("certificate_san"),
+                        "is empty; name the client certificate's DNS or URI SAN",
+                    ));
                 }
-                _ => check_secret(&key("token"), &caller.token, MIN_SECRET_LEN)?,
+                if self
+                    .tls
+                    .as_ref()
+                    .is_none_or(|tls| tls.client_ca_file.is_none())
+                {
+                    return Err(ConfigError::invalid(
+                        key("certificate_san"),
+                        "identifies the caller by its client certificate, but no [tls] \
+                         client_ca_file verifies client certificates: configure mTLS, or \
+                         remove certificate_san and give the caller a token",
+                    ));
+                }
+            }
+            // A token is what a caller without a certificate name has; one
+            // with both is checked as any other token.
+            if has_token || caller.certificate_san.is_none() {
+                check_secret(&key("token"), &caller.token, MIN_SECRET_LEN)?;
             }
             if has_token
                 && let Some(other) = earlier

@@ -97,8 +97,8 @@ pub fn check_secret(key: &str, secret: &SecretString, min_len: usize) -> Result<
         return Err(ConfigError::invalid(
             key,
             format!(
-                "has {length} characters; it must have at least {min_len} (the platform's \
-                 secrets have 16 or more; a caller token that short can be guessed)"
+                "has {length} characters; it must have at least {min_len} (a secret that short \
+                 is not the platform's, or can be guessed)"
             ),
         ));
     }
@@ -221,6 +221,10 @@ pub fn apply_caller_environment(
         let Some(key) = strip_env_prefix(&variable) else {
             continue;
         };
+        // Manifests leave variables empty: an empty one is as if unset.
+        if value.is_empty() {
+            continue;
+        }
         let mut parts = key.split(ENV_LEVEL_SEPARATOR);
         if !parts
             .next()

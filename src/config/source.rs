@@ -46,15 +46,45 @@ fn is_caller_key(key: &str) -> bool {
         .is_some_and(|top| top.trim().eq_ignore_ascii_case("callers"))
 }
 
-/// The configuration keys of the environment.
-pub(super) struct Environment(Env);
+/// The configuration keys of the environment, and the app ids of the file:
+/// a variable names an app in capitals (`GAMEGATE_MSDK__APPS__G_100703379__…`,
+/// `…__APPS__WXCDE873F99466F74A__…`), and it is the file's app whose id
+/// matches with ASCII case ignored; an app that only the environment
+/// configures keeps the variable's spelling.
+pub(super) struct Environment {
+    variables: Env,
+    /// (platform, app id) as the file spells them.
+    file_apps: Vec<(String, String)>,
+}
 
 impl Environment {
-    pub(super) fn configuration() -> Environment {
-        Environment(
-            Env::prefixed(ENV_PREFIX)
+    pub(super) fn configuration(sources: &Sources) -> Environment {
+        Environment {
+            variables: Env::prefixed(ENV_PREFIX)
+                .lowercase(false)
                 .filter(|key| is_configuration_key(key.as_str()) && !is_caller_key(key.as_str())),
-        )
+            file_apps: sources.file_apps(),
+        }
+    }
+
+    /// The dotted key of a variable (without the prefix): every level in
+    /// lower case but an app id, spelled as the file spells it.
+    fn key_of(&self, variable: &str) -> String {
+        let parts: Vec<&str> = variable.split(ENV_LEVEL_SEPARATOR).collect();
+        let mut key: Vec<String> = Vec::with_capacity(parts.len());
+        for (index, part) in parts.iter().enumerate() {
+            let is_app_id = index == 2 && parts[1].eq_ignore_ascii_case("apps");
+            key.push(if is_app_id {
+                let platform = parts[0].to_ascii_lowercase();
+                self.file_apps
+                    .iter()
+                    .find(|(p, app)| *p == platform && app.eq_ignore_ascii_case(part))
+                    .map_or_else(|| part.to_string(), |(_, app)| app.clone())
+            } else {
+                part.to_ascii_lowercase()
+            });
+        }
+        key.join(".")
     }
 }
 
@@ -73,19 +103,19 @@ impl Provider for Environment {
 
     fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
         let mut dict = Dict::new();
-        for (key, value) in self.0.iter() {
+        for (variable, value) in self.variables.iter() {
             // Manifests leave variables empty: an empty one is as if unset.
             if value.is_empty() {
                 continue;
             }
-            let value = if is_string_key(key.as_str()) {
+            let value = if is_string_key(variable.as_str()) {
                 Value::from(value)
             } else {
                 value
                     .parse()
                     .expect("parsing a figment value is infallible")
             };
-            let path = key.as_str().replace(ENV_LEVEL_SEPARATOR, ".");
+            let path = self.key_of(variable.as_str());
             let nested = figment::util::nest(&path, value)
                 .into_dict()
                 .expect("a non-empty key nests into a dict");
@@ -129,6 +159,22 @@ impl Sources {
                 .and_then(|text| toml_edit::ImDocument::parse(text).ok()),
         });
         Sources { file }
+    }
+
+    /// The app ids of the file's platform sections, as it spells them.
+    fn file_apps(&self) -> Vec<(String, String)> {
+        let Some(document) = self.file.as_ref().and_then(|f| f.document.as_ref()) else {
+            return Vec::new();
+        };
+        let mut apps = Vec::new();
+        for (platform, section) in document.as_table().iter() {
+            if let Some(table) = section.get("apps").and_then(|a| a.as_table_like()) {
+                for (app, _) in table.iter() {
+                    apps.push((platform.to_string(), app.to_string()));
+                }
+            }
+        }
+        apps
     }
 
     /// Where `key` (dotted; a caller by its name) was set: the environment

@@ -370,3 +370,53 @@ fn errors_say_where_the_key_was_set_and_never_say_default() {
         Ok(())
     });
 }
+
+#[test]
+fn a_variable_names_the_files_app_whatever_the_case_of_its_id() {
+    Jail::expect_with(|jail| {
+        jail.set_env(
+            "GAMEGATE_MSDK__APPS__G_100703379__MSDKKEY",
+            "guest-msdk-key-0123456789",
+        );
+        jail.set_env(
+            "GAMEGATE_MSDK__APPS__WXCDE873F99466F74A__MSDKKEY",
+            "wechat-msdk-key-0123456789",
+        );
+        let config = load(
+            jail,
+            "[msdk]\nbase_url = \"http://127.0.0.1:9\"\n\
+             [msdk.apps.G_100703379]\nmsdkkey = \"set GAMEGATE_MSDK__APPS__G_100703379__MSDKKEY instead\"\n\
+             [msdk.apps.wxcde873f99466f74a]\n",
+        )?;
+        let apps = &config.msdk.as_ref().unwrap().apps;
+        assert_eq!(apps.len(), 2, "{:?}", apps.keys());
+        assert_eq!(
+            apps["G_100703379"].msdkkey.expose_secret(),
+            "guest-msdk-key-0123456789"
+        );
+        assert_eq!(
+            apps["wxcde873f99466f74a"].msdkkey.expose_secret(),
+            "wechat-msdk-key-0123456789"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn an_empty_caller_variable_is_as_if_unset() {
+    Jail::expect_with(|jail| {
+        jail.create_file("token", "lobby-token-0123456789\n")?;
+        jail.set_env("GAMEGATE_CALLERS__LOBBY__TOKEN", "");
+        let config = load(
+            jail,
+            &format!(
+                "{MSDK}[[callers]]\nname = \"lobby\"\ntoken_file = \"token\"\napps = [\"*\"]\n"
+            ),
+        )?;
+        assert_eq!(
+            config.callers[0].token.expose_secret(),
+            "lobby-token-0123456789"
+        );
+        Ok(())
+    });
+}

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::ConfigError;
 use crate::net::{self, TlsFile};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     /// PEM: the server certificate, then its intermediates.

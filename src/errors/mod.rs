@@ -82,6 +82,15 @@ pub enum GatewayError {
     },
     #[error("the call carries no valid caller token")]
     CallerUnauthenticated,
+    /// The token is one caller's and the client certificate another's.
+    #[error(
+        "the call's token is caller {token_caller}'s and its client certificate caller \
+         {certificate_caller}'s: send one caller's credentials"
+    )]
+    CallerIdentityConflict {
+        token_caller: String,
+        certificate_caller: String,
+    },
     #[error("caller {caller} may not use app {app_id}")]
     AppNotAllowed { caller: String, app_id: String },
     #[error("app {app_id} has no {credential} configured in gamegate")]
@@ -158,7 +167,9 @@ impl GatewayError {
                 .map(|v| v.reason)
                 .unwrap_or(ErrorReason::FieldInvalid),
             GatewayError::AppUnknown { .. } => ErrorReason::AppUnknown,
-            GatewayError::CallerUnauthenticated => ErrorReason::CallerUnauthenticated,
+            GatewayError::CallerUnauthenticated | GatewayError::CallerIdentityConflict { .. } => {
+                ErrorReason::CallerUnauthenticated
+            }
             GatewayError::AppCredentialMissing { .. } => ErrorReason::AppCredentialMissing,
             GatewayError::AppNotAllowed { .. } => ErrorReason::AppNotAllowed,
             GatewayError::PlatformNotConfigured(_) => ErrorReason::PlatformNotConfigured,
@@ -214,7 +225,9 @@ impl GatewayError {
                 put("app_id", app_id.clone());
                 put("platform", (*platform).into());
             }
-            GatewayError::CallerUnauthenticated | GatewayError::RequestUnreadable { .. } => {}
+            GatewayError::CallerUnauthenticated
+            | GatewayError::CallerIdentityConflict { .. }
+            | GatewayError::RequestUnreadable { .. } => {}
             GatewayError::RequestTooLarge { limit } => {
                 if let Some(limit) = limit {
                     put("limit_bytes", limit.to_string());

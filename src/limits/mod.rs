@@ -4,7 +4,10 @@
 //! Per-connection bounds (streams, idle and header timeouts) live with the
 //! listener in `net`.
 
-use std::sync::Arc;
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, Ordering},
+};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -17,11 +20,20 @@ use crate::{config::Limits, errors::GatewayError, plan::Route};
 pub struct CallsInFlight {
     permits: Arc<Semaphore>,
     limit: usize,
+    /// Calls that held a place and ended, since the start.
+    finished: Arc<AtomicU64>,
 }
 
 /// Held for as long as a call is in flight: dropping it frees the place.
 pub struct InFlight {
     _permit: OwnedSemaphorePermit,
+    finished: Arc<AtomicU64>,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.finished.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 impl CallsInFlight {
@@ -29,6 +41,7 @@ impl CallsInFlight {
         CallsInFlight {
             permits: Arc::new(Semaphore::new(limit)),
             limit,
+            finished: Arc::default(),
         }
     }
 
@@ -37,12 +50,21 @@ impl CallsInFlight {
         self.limit - self.permits.available_permits()
     }
 
+    /// How many calls have ended (answered, failed or abandoned) since the
+    /// start: a drain counts the ones that end while it waits.
+    pub fn finished(&self) -> u64 {
+        self.finished.load(Ordering::Relaxed)
+    }
+
     /// A place for one more call, or GATEWAY_OVERLOADED.
     pub fn enter(&self) -> Result<InFlight, GatewayError> {
         self.permits
             .clone()
             .try_acquire_owned()
-            .map(|permit| InFlight { _permit: permit })
+            .map(|permit| InFlight {
+                _permit: permit,
+                finished: self.finished.clone(),
+            })
             .map_err(|_| GatewayError::Overloaded { limit: self.limit })
     }
 }

@@ -45,13 +45,23 @@ pub enum TelemetryError {
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(try_from = "String")]
 pub enum LogFormat {
     /// tracing-subscriber's full text format, one event a line.
     #[default]
     Text,
     /// One JSON object a line (tracing-subscriber's JSON format).
     Json,
+}
+
+/// `log_format` in the configuration reads as the variable does (ASCII case
+/// ignored).
+impl TryFrom<String> for LogFormat {
+    type Error = TelemetryError;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        text.parse()
+    }
 }
 
 impl FromStr for LogFormat {

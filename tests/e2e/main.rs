@@ -18,6 +18,7 @@ mod msdk_relation;
 mod msdk_share;
 mod msdk_support;
 mod msdk_wire;
+mod operate;
 mod readme;
 mod secrets;
 mod storage;
