@@ -36,9 +36,37 @@ pub struct AccessLine<'a> {
     pub route: &'a Route,
     pub request: &'a DynamicMessage,
     pub caller: Option<&'a RegisteredCaller>,
-    /// The error and the gRPC code it was answered with.
-    pub outcome: Result<(), (&'a GatewayError, Code)>,
+    /// How the call failed, if it did.
+    pub outcome: Result<(), Failure<'a>>,
+    /// The answer is a recorded one, replayed under the call's idempotency
+    /// key: the platform was not called.
+    pub replayed: bool,
     pub elapsed: Duration,
+}
+
+/// A failed call as its access line shows it: taken from the error, or from
+/// the status of a replayed failure (whose error is another call's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failure<'a> {
+    pub code: Code,
+    /// The ErrorInfo reason.
+    pub reason: &'a str,
+    /// The platform's code, when the platform answered one.
+    pub upstream_code: Option<i64>,
+}
+
+impl Failure<'static> {
+    /// `error`, answered with `code`.
+    pub fn of(error: &GatewayError, code: Code) -> Self {
+        Failure {
+            code,
+            reason: error.reason().info_reason(),
+            upstream_code: match error {
+                GatewayError::Upstream(upstream) => Some(upstream.code),
+                _ => None,
+            },
+        }
+    }
 }
 
 impl AccessLog {
@@ -48,14 +76,7 @@ impl AccessLog {
         let (grpc_code, reason, upstream_code) = match &line.outcome {
             // The platform answered its success code.
             Ok(()) => (Code::Ok, None, Some(0)),
-            Err((error, code)) => (
-                *code,
-                Some(error.reason().info_reason()),
-                match error {
-                    GatewayError::Upstream(upstream) => Some(upstream.code),
-                    _ => None,
-                },
-            ),
+            Err(failure) => (failure.code, Some(failure.reason), failure.upstream_code),
         };
         tracing::info!(
             target: "gamegate::access",
@@ -68,6 +89,8 @@ impl AccessLog {
             reason,
             duration_ms = line.elapsed.as_secs_f64() * 1000.0,
             openid = openid.as_deref(),
+            // Only on replays: the other lines stay as they were.
+            replayed = line.replayed.then_some(true),
             "call"
         );
     }

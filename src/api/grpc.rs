@@ -4,7 +4,8 @@
 //! authenticates the caller from its `authorization` metadata and takes a
 //! place among the calls in flight; then it decodes the request as a dynamic
 //! message of the RPC's input type, within the route's size limit, reads the
-//! deadline from `grpc-timeout`, and calls the core.
+//! deadline from `grpc-timeout`, and calls the core, through the idempotency
+//! keys of writes (`idempotency`: a repeat is answered from the record).
 
 use std::{
     convert::Infallible,
@@ -25,8 +26,9 @@ use tonic::{
 use arc_swap::ArcSwap;
 
 use super::{
-    access::{AccessLine, AccessLog},
-    codec::DynamicCodec,
+    access::{AccessLine, AccessLog, Failure},
+    codec::{GatewayCodec, Reply},
+    idempotency::{Idempotency, IdempotencyPolicy, Served},
     status,
 };
 use crate::{
@@ -37,7 +39,7 @@ use crate::{
     limits::{self, CallsInFlight},
     net,
     plan::{Route, RouteTable},
-    state::BoxFuture,
+    state::{BoxFuture, Store},
 };
 
 /// The gRPC service of every routed RPC.
@@ -49,6 +51,12 @@ pub struct GrpcGateway {
 struct Shared {
     routes: Arc<RouteTable>,
     in_flight: CallsInFlight,
+    /// The state shared across replicas (idempotency records); one for the
+    /// life of the gateway, whatever reloads.
+    store: Arc<dyn Store>,
+    /// How long idempotency keys are kept; each call takes the one current
+    /// at its start.
+    idempotency: ArcSwap<IdempotencyPolicy>,
     /// What a reload replaces; each call takes the one current at its start
     /// and keeps it to its end.
     serving: ArcSwap<Serving>,
@@ -66,11 +74,18 @@ pub struct Serving {
 impl GrpcGateway {
     /// `max_calls_in_flight` holds for the life of the gateway: a reload does
     /// not change it.
-    pub fn new(routes: Arc<RouteTable>, serving: Serving, max_calls_in_flight: usize) -> Self {
+    pub fn new(
+        routes: Arc<RouteTable>,
+        serving: Serving,
+        max_calls_in_flight: usize,
+        store: Arc<dyn Store>,
+    ) -> Self {
         GrpcGateway {
             inner: Arc::new(Shared {
                 routes,
                 in_flight: CallsInFlight::new(max_calls_in_flight),
+                store,
+                idempotency: ArcSwap::from_pointee(IdempotencyPolicy::default()),
                 serving: ArcSwap::from_pointee(serving),
             }),
         }
@@ -80,6 +95,12 @@ impl GrpcGateway {
     /// they started with.
     pub fn replace(&self, serving: Serving) {
         self.inner.serving.store(Arc::new(serving));
+    }
+
+    /// Keys claimed from now on are kept as `policy` says (the default:
+    /// [`IdempotencyPolicy::default`]); may be called again on a reload.
+    pub fn set_idempotency(&self, policy: IdempotencyPolicy) {
+        self.inner.idempotency.store(Arc::new(policy));
     }
 
     /// Calls in flight now.
@@ -168,9 +189,13 @@ impl Shared {
             }
         };
         let limit = limits::max_request_bytes(&route, &serving.limits);
-        let codec = DynamicCodec::new(route.method_descriptor.input());
+        let codec = GatewayCodec::new(route.method_descriptor.input());
         let handler = RouteHandler {
             serving,
+            idempotency: Idempotency {
+                store: self.store.clone(),
+                policy: **self.idempotency.load(),
+            },
             route,
             caller,
             received_at,
@@ -185,17 +210,19 @@ impl Shared {
 
 struct RouteHandler {
     serving: Arc<Serving>,
+    idempotency: Idempotency,
     route: Arc<Route>,
     caller: Option<Arc<RegisteredCaller>>,
     received_at: Instant,
 }
 
 impl UnaryService<DynamicMessage> for RouteHandler {
-    type Response = DynamicMessage;
-    type Future = BoxFuture<'static, Result<tonic::Response<DynamicMessage>, Status>>;
+    type Response = Reply;
+    type Future = BoxFuture<'static, Result<tonic::Response<Reply>, Status>>;
 
     fn call(&mut self, request: tonic::Request<DynamicMessage>) -> Self::Future {
         let serving = self.serving.clone();
+        let idempotency = self.idempotency.clone();
         let route = self.route.clone();
         let caller = self.caller.clone();
         let received_at = self.received_at;
@@ -204,28 +231,72 @@ impl UnaryService<DynamicMessage> for RouteHandler {
                 received_at,
                 caller_timeout: grpc_timeout(request.metadata()),
             };
-            let outcome = serving
-                .core
-                .execute(&route, caller.as_deref(), request.get_ref(), deadline)
+            let (metadata, _, message) = request.into_parts();
+            let message = Arc::new(message);
+            // The one path, as a future the idempotency layer may run in a
+            // task of its own (hence owned).
+            let run = {
+                let (serving, route, caller, message) = (
+                    serving.clone(),
+                    route.clone(),
+                    caller.clone(),
+                    message.clone(),
+                );
+                async move {
+                    serving
+                        .core
+                        .execute(&route, caller.as_deref(), &message, deadline)
+                        .await
+                }
+            };
+            let served = idempotency
+                .serve(
+                    &route,
+                    caller.as_deref().map(|caller| caller.name.as_str()),
+                    &metadata,
+                    &message,
+                    run,
+                )
                 .await;
-            core::record(&route, &outcome);
-            let outcome = outcome.map_err(|error| {
-                let status = error.to_status();
-                (error, status)
-            });
-            serving.access_log.write(&AccessLine {
-                route: &route,
-                request: request.get_ref(),
-                caller: caller.as_deref(),
-                outcome: outcome
-                    .as_ref()
-                    .map(drop)
-                    .map_err(|(error, status)| (error, status.code())),
-                elapsed: received_at.elapsed(),
-            });
-            outcome
-                .map(tonic::Response::new)
-                .map_err(|(_, status)| status)
+            let access_line = |outcome, replayed| {
+                serving.access_log.write(&AccessLine {
+                    route: &route,
+                    request: &message,
+                    caller: caller.as_deref(),
+                    outcome,
+                    replayed,
+                    elapsed: received_at.elapsed(),
+                })
+            };
+            match served {
+                Served::Ran { outcome, recorded } => {
+                    core::record(&route, &outcome);
+                    access_line(
+                        match &outcome {
+                            Ok(_) => Ok(()),
+                            Err(error) => Err(Failure::of(error, error.disposition().code)),
+                        },
+                        false,
+                    );
+                    match (outcome, recorded) {
+                        // What was recorded is what is sent: a replay sends
+                        // the same bytes.
+                        (_, Some(recorded)) => recorded.respond(false),
+                        (Ok(message), None) => Ok(tonic::Response::new(Reply::Message(message))),
+                        (Err(error), None) => Err(error.to_status()),
+                    }
+                }
+                Served::Replayed(recorded) => {
+                    let failure = recorded.access_failure();
+                    access_line(
+                        failure
+                            .as_ref()
+                            .map_or(Ok(()), |failure| Err(failure.as_failure())),
+                        true,
+                    );
+                    recorded.respond(true)
+                }
+            }
         })
     }
 }

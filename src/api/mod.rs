@@ -3,12 +3,13 @@
 //! the call to the one core (`core::Core::execute`); none copies the path.
 //! Today: gRPC ([`grpc`]), with `grpc.health.v1` and server reflection
 //! ([`health`]); ErrorInfo on the statuses gRPC's own layer writes
-//! ([`status`]).
+//! ([`status`]); idempotency keys of writes around the core ([`idempotency`]).
 
 pub mod access;
 pub mod codec;
 pub mod grpc;
 pub mod health;
+pub mod idempotency;
 pub mod status;
 
 pub use self::codec::DynamicCodec;

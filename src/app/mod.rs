@@ -12,6 +12,7 @@ pub mod signal;
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
+use secrecy::SecretString;
 use thiserror::Error;
 use tokio::{
     net::TcpListener,
@@ -29,6 +30,7 @@ use crate::{
         self,
         access::AccessLog,
         grpc::{GrpcGateway, Serving},
+        idempotency::{DEFAULT_IDEMPOTENCY_WINDOW, IdempotencyPolicy},
     },
     auth::CallerRegistry,
     config::{Config, ListenerLimits, TlsConfig},
@@ -37,7 +39,7 @@ use crate::{
     plan::{RouteDeclarationError, RouteTable},
     platform::PlatformRegistry,
     proto,
-    state::MemoryStore,
+    state::{MemoryStore, RedisSettings, RedisStore, RedisStoreError, Store},
     upstream::{InvalidBaseUrl, UpstreamHttp},
 };
 
@@ -53,6 +55,8 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
     #[error("tls cannot be set up: {0}")]
     Tls(#[from] net::TlsError),
+    #[error("the state store cannot be set up: {0}")]
+    Store(#[from] RedisStoreError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -69,17 +73,22 @@ pub struct Built {
     pub services: Vec<String>,
     pub gateway: GrpcGateway,
     http: UpstreamHttp,
+    store: Arc<dyn Store>,
 }
 
 /// What one configuration gives the calls: callers, platforms (apps,
 /// secrets, budgets), limits and the access line. A reload builds a new one;
 /// the upstream connection pool is kept across reloads.
-pub fn serving_from(config: &Config, http: &UpstreamHttp) -> Result<Serving, ServeError> {
+pub fn serving_from(
+    config: &Config,
+    http: &UpstreamHttp,
+    store: &dyn Store,
+) -> Result<Serving, ServeError> {
     let callers = CallerRegistry::new(&config.callers);
     if callers.is_open() {
         tracing::warn!("no callers are configured: any client may call gamegate with any app");
     }
-    let platforms = PlatformRegistry::from_config(config, http, &MemoryStore)?;
+    let platforms = PlatformRegistry::from_config(config, http, store)?;
     Ok(Serving {
         callers,
         core: Core::new(platforms),
@@ -90,13 +99,55 @@ pub fn serving_from(config: &Config, http: &UpstreamHttp) -> Result<Serving, Ser
     })
 }
 
-pub async fn build_routes(config: &Config) -> Result<Built, ServeError> {
+/// How long idempotency records are kept, and how long a write may run
+/// before its claim counts as abandoned (longer than any call can take).
+fn idempotency_policy(config: &Config) -> IdempotencyPolicy {
+    let window = config
+        .store
+        .as_ref()
+        .map_or(DEFAULT_IDEMPOTENCY_WINDOW, |store| {
+            store.idempotency_window()
+        });
+    IdempotencyPolicy::new(window, config.listener.request_timeout())
+}
+
+/// The store of one gamegate process, kept across reloads: Redis when
+/// `[store]` names one (shared by the fleet), else this process's memory. A
+/// Redis that is down at start is waited for briefly, then connected to in
+/// the background: gamegate serves meanwhile, each replica on its own.
+pub async fn store_for(config: &Config) -> Result<Arc<dyn Store>, ServeError> {
+    let Some(section) = &config.store else {
+        return Ok(Arc::new(MemoryStore::default()));
+    };
+    let settings = RedisSettings {
+        urls: section.urls().into_iter().map(str::to_string).collect(),
+        cluster: section.is_cluster(),
+        username: section.username.clone(),
+        password: section
+            .password()
+            .map(|p| SecretString::from(p.to_string())),
+        key_prefix: section.key_prefix.clone(),
+        command_timeout: section.command_timeout(),
+    };
+    let store = RedisStore::new(&settings)?;
+    if store.connect(Duration::from_secs(2)).await {
+        tracing::info!(
+            cluster = settings.cluster,
+            key_prefix = %settings.key_prefix,
+            "the fleet's state is in redis"
+        );
+    }
+    Ok(Arc::new(store))
+}
+
+pub async fn build_routes(config: &Config, store: Arc<dyn Store>) -> Result<Built, ServeError> {
     let table = Arc::new(RouteTable::from_pool(&proto::DESCRIPTOR_POOL)?);
     let http = UpstreamHttp::new();
     let gateway = GrpcGateway::new(
         table.clone(),
-        serving_from(config, &http)?,
+        serving_from(config, &http, store.as_ref())?,
         config.limits.max_calls_in_flight,
+        store.clone(),
     );
 
     let mut builder = Routes::builder();
@@ -116,12 +167,14 @@ pub async fn build_routes(config: &Config) -> Result<Built, ServeError> {
         router = router.route_service(&format!("/{service}/{{*rpc}}"), gateway.clone());
     }
     let router = router.fallback_service(gateway.clone());
+    gateway.set_idempotency(idempotency_policy(config));
     Ok(Built {
         routes: Routes::from(router),
         health,
         services: table.services().to_vec(),
         gateway,
         http,
+        store,
     })
 }
 
@@ -143,7 +196,8 @@ pub async fn serve(
     reloads: mpsc::Receiver<Config>,
 ) -> Result<(), ServeError> {
     let tls = tls_acceptor(config)?;
-    serve_with_tls(config, listener, tls, shutdown, reloads).await
+    let store = store_for(config).await?;
+    serve_with_tls(config, listener, tls, store, shutdown, reloads).await
 }
 
 /// [`serve`], with TLS from [`tls_acceptor`] (`None`: plaintext).
@@ -157,6 +211,7 @@ pub async fn serve_with_tls(
     config: &Config,
     listener: TcpListener,
     tls: Option<net::TlsAcceptor>,
+    store: Arc<dyn Store>,
     shutdown: impl Future<Output = ()> + Send + 'static,
     reloads: mpsc::Receiver<Config>,
 ) -> Result<(), ServeError> {
@@ -166,12 +221,14 @@ pub async fn serve_with_tls(
         services,
         gateway,
         http,
-    } = build_routes(config).await?;
+        store,
+    } = build_routes(config, store).await?;
     let reloader = tokio::spawn(apply_reloads(
         reloads,
         Running::of(config),
         gateway.clone(),
         http,
+        store,
         tls.clone(),
     ));
     let _stop_reloads = AbortOnDrop(reloader);
@@ -292,6 +349,8 @@ struct Running {
     log_format: Option<crate::telemetry::LogFormat>,
     drain_delay_ms: u64,
     shutdown_grace_ms: u64,
+    /// Where the store is (its URLs and prefix).
+    store: Option<(Vec<String>, String)>,
 }
 
 impl Running {
@@ -304,6 +363,12 @@ impl Running {
             log_format: config.log_format,
             drain_delay_ms: config.drain_delay_ms,
             shutdown_grace_ms: config.shutdown_grace_ms,
+            store: config.store.as_ref().map(|store| {
+                (
+                    store.urls().into_iter().map(str::to_string).collect(),
+                    store.key_prefix.clone(),
+                )
+            }),
         }
     }
 
@@ -331,6 +396,7 @@ impl Running {
             self.shutdown_grace_ms != new.shutdown_grace_ms,
             "shutdown_grace_ms",
         );
+        differs(self.store != new.store, "store");
         keys
     }
 }
@@ -343,6 +409,7 @@ async fn apply_reloads(
     running: Running,
     gateway: GrpcGateway,
     http: UpstreamHttp,
+    store: Arc<dyn Store>,
     tls: Option<net::TlsAcceptor>,
 ) {
     while let Some(config) = reloads.recv().await {
@@ -354,9 +421,10 @@ async fn apply_reloads(
                  values"
             );
         }
-        match serving_from(&config, &http) {
+        match serving_from(&config, &http, store.as_ref()) {
             Ok(serving) => {
                 gateway.replace(serving);
+                gateway.set_idempotency(idempotency_policy(&config));
                 if let Some(tls) = &tls
                     && let Err(error) = tls.reload()
                 {
@@ -414,6 +482,15 @@ pub struct RunningGateway {
 impl RunningGateway {
     /// Binds `config.listen` (port 0 picks a free one) and serves in the background.
     pub async fn spawn(config: Config) -> Result<RunningGateway, ServeError> {
+        let store = store_for(&config).await?;
+        RunningGateway::spawn_with_store(config, store).await
+    }
+
+    /// [`RunningGateway::spawn`] with `store` (replicas in one test share one).
+    pub async fn spawn_with_store(
+        config: Config,
+        store: Arc<dyn Store>,
+    ) -> Result<RunningGateway, ServeError> {
         let listen_error = |source| ServeError::Listen {
             addr: config.listen,
             source,
@@ -431,6 +508,7 @@ impl RunningGateway {
                 &config,
                 listener,
                 serving_tls,
+                store,
                 async {
                     let _ = stopped.await;
                 },

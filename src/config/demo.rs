@@ -29,6 +29,7 @@ impl Config {
             listener: ListenerLimits::default(),
             callers: Vec::new(),
             tls: None,
+            store: None,
             qq_minigame: Some(MiniGamePlatform {
                 base_url: sandbox_url.to_string(),
                 budget_ms: default_minigame_budget_ms(),

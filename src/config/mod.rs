@@ -38,9 +38,10 @@ mod demo;
 mod listener;
 mod secrets;
 mod source;
+mod store;
 mod tls;
 
-pub use self::{listener::ListenerLimits, tls::TlsConfig};
+pub use self::{listener::ListenerLimits, store::StoreConfig, tls::TlsConfig};
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -139,6 +140,9 @@ pub struct Config {
     /// TLS on the listener (and mTLS with a client CA); plaintext without it.
     #[serde(default)]
     pub tls: Option<TlsConfig>,
+    /// Where replicas share state (Redis); in this process's memory without it.
+    #[serde(default)]
+    pub store: Option<StoreConfig>,
     /// QQ mini-game server API.
     #[serde(default)]
     pub qq_minigame: Option<MiniGamePlatform>,
@@ -474,6 +478,21 @@ impl Config {
         if let Some(tls) = &self.tls {
             tls.validate()?;
         }
+        if let Some(store) = &self.store {
+            store.validate()?;
+            // A record must outlive the claim of the longest call.
+            let lease_ms = self.listener.request_timeout_ms + 10_000;
+            if store.idempotency_window_ms < lease_ms {
+                return Err(ConfigError::invalid(
+                    "store.idempotency_window_ms",
+                    format!(
+                        "is {}; it must be at least listener.request_timeout_ms plus 10 s \
+                         ({lease_ms}): a repeat must find the record of a call that ran that long",
+                        store.idempotency_window_ms
+                    ),
+                ));
+            }
+        }
         self.listener.validate(self.longest_budget_ms())?;
         Ok(())
     }
@@ -807,6 +826,7 @@ mod environment_tests {
                 "listener",
                 "callers",
                 "tls",
+                "store",
                 "qq_minigame",
                 "qq_openapi",
                 "msdk",

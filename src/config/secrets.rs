@@ -129,6 +129,9 @@ pub fn read_secret_files(config: &mut Config) -> Result<(), ConfigError> {
         let key = format!("callers.{}.token", caller.name);
         fill_from_file(&key, &mut caller.token, caller.token_file.as_deref())?;
     }
+    if let Some(store) = &mut config.store {
+        store.read_secret_files()?;
+    }
     Ok(())
 }
 
@@ -158,7 +161,7 @@ fn read_msdk_files(appid: &str, app: &mut MsdkApp) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn fill_from_file(
+pub(super) fn fill_from_file(
     key: &str,
     secret: &mut SecretString,
     path: Option<&Path>,

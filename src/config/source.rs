@@ -19,7 +19,7 @@ use figment::{
 use super::{ENV_LEVEL_SEPARATOR, ENV_PREFIX, is_configuration_key, secrets};
 
 /// The keys whose value is a secret (or a secret's path) wherever they are.
-const SECRET_KEYS: [&str; 4] = ["secret", "appkey", "msdkkey", "token"];
+const SECRET_KEYS: [&str; 5] = ["secret", "appkey", "msdkkey", "token", "password"];
 
 /// Whether the variable `key` (without the prefix, `__`-separated) holds a
 /// secret or a path, to be kept as a string.

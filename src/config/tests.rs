@@ -420,3 +420,52 @@ fn an_empty_caller_variable_is_as_if_unset() {
         Ok(())
     });
 }
+
+#[test]
+fn the_store_names_one_redis_and_keeps_its_password_out_of_the_url() {
+    Jail::expect_with(|jail| {
+        jail.set_env("GAMEGATE_STORE__PASSWORD", "0123456789");
+        let config = load(
+            jail,
+            &format!("{MSDK}[store]\nredis_url = \"redis://127.0.0.1:6379\"\n"),
+        )?;
+        let store = config.store.as_ref().unwrap();
+        assert_eq!(store.password(), Some("0123456789"), "digits stay a string");
+        assert_eq!(store.key_prefix, "gamegate:");
+        assert!(
+            !format!("{store:?}").contains("0123456789"),
+            "Debug redacts"
+        );
+
+        let in_url = refusal(
+            jail,
+            &format!("{MSDK}[store]\nredis_url = \"redis://:hunter2-password@127.0.0.1:6379\"\n"),
+        );
+        assert!(
+            in_url.contains("store.redis_url holds a password"),
+            "{in_url}"
+        );
+        assert!(!in_url.contains("hunter2"), "{in_url}");
+        let both = refusal(
+            jail,
+            &format!(
+                "{MSDK}[store]\nredis_url = \"redis://a:1\"\nredis_cluster_urls = [\"redis://b:1\"]\n"
+            ),
+        );
+        assert!(both.contains("keep one"), "{both}");
+        let none = refusal(jail, &format!("{MSDK}[store]\n"));
+        assert!(none.contains("names no Redis"), "{none}");
+        Ok(())
+    });
+    Jail::expect_with(|jail| {
+        jail.create_file("redis-password", "change-me: the redis password\n")?;
+        let placeholder = refusal(
+            jail,
+            &format!(
+                "{MSDK}[store]\nredis_url = \"redis://127.0.0.1:6379\"\npassword_file = \"redis-password\"\n"
+            ),
+        );
+        assert!(placeholder.contains("placeholder"), "{placeholder}");
+        Ok(())
+    });
+}

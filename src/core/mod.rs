@@ -137,7 +137,12 @@ pub fn record(route: &Route, outcome: &Result<DynamicMessage, GatewayError>) {
         Err(error) => {
             let reason = error.reason().info_reason();
             match error {
-                GatewayError::InvalidRequest { .. } => {
+                // The caller's own mistakes, and a repeat of a write still
+                // running: nothing an operator acts on.
+                GatewayError::InvalidRequest { .. }
+                | GatewayError::IdempotencyKeyInvalid { .. }
+                | GatewayError::IdempotencyKeyReused { .. }
+                | GatewayError::IdempotencyKeyInUse => {
                     tracing::debug!(rpc = %route.grpc_path, reason, %error, "rpc refused")
                 }
                 _ => {

@@ -81,6 +81,10 @@ const RECONNECT: Duration = Duration::from_millis(500);
 /// In-flight calls end within milliseconds to a platform's budget.
 const OVERLOAD_BACKOFF: Duration = Duration::from_millis(200);
 
+/// The field `BadRequest` names for the idempotency-key reasons: the metadata
+/// key, not a field of the message.
+pub const IDEMPOTENCY_KEY_FIELD: &str = "idempotency-key";
+
 /// What every request gamegate refuses itself is: INVALID_ARGUMENT, with a
 /// `BadRequest` that lists each violation it found.
 pub const LOCAL_VIOLATION: Disposition = plain(Code::InvalidArgument);
@@ -155,5 +159,17 @@ pub const fn of_reason(reason: ErrorReason) -> Disposition {
         R::QqPlatformError | R::WechatPlatformError | R::UpstreamUnknownCode | R::Unspecified => {
             plain(Code::Unknown)
         }
+
+        // Idempotency keys of writes: the header is the caller's to fix...
+        R::IdempotencyKeyInvalid | R::IdempotencyKeyReused => bad_request(IDEMPOTENCY_KEY_FIELD),
+        // ...a call with the key is running: its outcome is there once it ends
+        // (ABORTED: a concurrency conflict the caller resolves by retrying
+        // the same call, as gRPC's status guide says)...
+        R::IdempotencyKeyInUse => Disposition {
+            retry_after: Some(ONE_SECOND),
+            ..plain(Code::Aborted)
+        },
+        // ...or it died with the write maybe sent: waiting changes nothing.
+        R::IdempotencyOutcomeUnknown => plain(Code::Unknown),
     }
 }

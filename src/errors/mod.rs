@@ -149,6 +149,28 @@ pub enum GatewayError {
         platform: &'static str,
         cause: &'static str,
     },
+    /// The `idempotency-key` metadata of a write is not a valid key.
+    #[error("the idempotency-key metadata {problem}")]
+    IdempotencyKeyInvalid { problem: &'static str },
+    /// A call with the same key and request is still running somewhere.
+    #[error(
+        "a call with this idempotency-key is still running; retry after it ends to get its outcome"
+    )]
+    IdempotencyKeyInUse,
+    /// The key was claimed for another request (or another RPC).
+    #[error(
+        "this idempotency-key was used with another request within the last {} s; give each \
+         write its own key",
+        .window.as_secs()
+    )]
+    IdempotencyKeyReused { window: Duration },
+    /// The key's first call stopped without recording its outcome, after the
+    /// write may have been sent.
+    #[error(
+        "the call that first used this idempotency-key stopped before its outcome was recorded: \
+         the platform may have applied the write, and it is not sent again under this key"
+    )]
+    IdempotencyOutcomeUnknown,
 }
 
 fn first_description(violations: &[Violation]) -> String {
@@ -187,6 +209,10 @@ impl GatewayError {
             GatewayError::CompressionUnsupported { .. } => ErrorReason::CompressionUnsupported,
             GatewayError::MethodUnknown { .. } => ErrorReason::MethodUnknown,
             GatewayError::Overloaded { .. } => ErrorReason::GatewayOverloaded,
+            GatewayError::IdempotencyKeyInvalid { .. } => ErrorReason::IdempotencyKeyInvalid,
+            GatewayError::IdempotencyKeyInUse => ErrorReason::IdempotencyKeyInUse,
+            GatewayError::IdempotencyKeyReused { .. } => ErrorReason::IdempotencyKeyReused,
+            GatewayError::IdempotencyOutcomeUnknown => ErrorReason::IdempotencyOutcomeUnknown,
         }
     }
 
@@ -227,7 +253,23 @@ impl GatewayError {
             }
             GatewayError::CallerUnauthenticated
             | GatewayError::CallerIdentityConflict { .. }
-            | GatewayError::RequestUnreadable { .. } => {}
+            | GatewayError::RequestUnreadable { .. }
+            | GatewayError::IdempotencyKeyInUse
+            | GatewayError::IdempotencyOutcomeUnknown => {}
+            GatewayError::IdempotencyKeyInvalid { problem } => {
+                if let Detail::BadRequest { field } = disposition.detail {
+                    details.add_bad_request_violation(field, *problem);
+                }
+            }
+            GatewayError::IdempotencyKeyReused { window } => {
+                put("window_ms", window.as_millis().to_string());
+                if let Detail::BadRequest { field } = disposition.detail {
+                    details.add_bad_request_violation(
+                        field,
+                        "was used with another request within the window",
+                    );
+                }
+            }
             GatewayError::RequestTooLarge { limit } => {
                 if let Some(limit) = limit {
                     put("limit_bytes", limit.to_string());

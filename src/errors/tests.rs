@@ -80,7 +80,11 @@ fn every_reason_has_one_coherent_disposition() {
         }
         if row.retry_after.is_some() {
             assert!(
-                matches!(row.code, Code::Unavailable | Code::ResourceExhausted),
+                // ABORTED: a concurrent call with the same idempotency key.
+                matches!(
+                    row.code,
+                    Code::Unavailable | Code::ResourceExhausted | Code::Aborted
+                ),
                 "{name}: RetryInfo only where waiting helps, not on {:?}",
                 row.code
             );
@@ -200,6 +204,14 @@ fn gateway_errors() -> Vec<GatewayError> {
             path: "/gamegate.v1.StorageService/Nope".into(),
         },
         GatewayError::Overloaded { limit: 4096 },
+        GatewayError::IdempotencyKeyInvalid {
+            problem: "is empty",
+        },
+        GatewayError::IdempotencyKeyInUse,
+        GatewayError::IdempotencyKeyReused {
+            window: Duration::from_secs(86_400),
+        },
+        GatewayError::IdempotencyOutcomeUnknown,
     ]
 }
 
@@ -255,4 +267,33 @@ fn what_errors_md_prescribes_for_the_retry_cases() {
     assert!(!row(R::UpstreamRateLimited).transient);
     assert_eq!(row(R::UpstreamTimeout).code, Code::DeadlineExceeded);
     assert_eq!(row(R::UpstreamTimeout).retry_after, None);
+}
+
+#[test]
+fn idempotency_key_refusals_carry_what_the_caller_needs() {
+    let gateway_errors = gateway_errors();
+    let of = |reason: &str| {
+        let error = gateway_errors
+            .iter()
+            .find(|error| error.reason().info_reason() == reason)
+            .unwrap_or_else(|| panic!("no {reason} among gateway_errors()"));
+        decode(&error.to_status())
+    };
+    let in_use = of("IDEMPOTENCY_KEY_IN_USE");
+    assert_eq!(in_use.code, Code::Aborted);
+    assert_eq!(in_use.retry_after, Some(Duration::from_secs(1)));
+    for reason in ["IDEMPOTENCY_KEY_INVALID", "IDEMPOTENCY_KEY_REUSED"] {
+        let decoded = of(reason);
+        assert_eq!(decoded.code, Code::InvalidArgument, "{reason}");
+        assert_eq!(
+            decoded.bad_request_fields,
+            vec!["idempotency-key"],
+            "{reason}"
+        );
+        assert_eq!(decoded.retry_after, None, "{reason}");
+    }
+    // An outcome nobody knows: waiting does not tell it, so no RetryInfo.
+    let unknown = of("IDEMPOTENCY_OUTCOME_UNKNOWN");
+    assert_eq!(unknown.code, Code::Unknown);
+    assert_eq!(unknown.retry_after, None);
 }

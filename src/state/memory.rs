@@ -6,9 +6,13 @@
 //! the fetch is one waiter among others: when its deadline drops it, the fetch
 //! goes on, its token is stored, and the callers still waiting get it.
 
-use std::sync::{
-    Arc, Mutex,
-    atomic::{AtomicU64, Ordering},
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
 };
 
 use arc_swap::ArcSwapOption;
@@ -18,14 +22,140 @@ use futures::{
 };
 use tokio::time::Instant;
 
-use super::{AccessToken, AccessTokens, BoxFuture, Store, TokenScope, TokenSource};
+use super::{
+    AccessToken, AccessTokens, BoxFuture, Claim, IdempotencyKey, Store, TokenScope, TokenSource,
+};
 use crate::errors::{GatewayError, platform_name};
 
 /// Keeps everything in this process.
 #[derive(Debug, Default)]
-pub struct MemoryStore;
+pub struct MemoryStore {
+    idempotency: Mutex<IdempotencyRecords>,
+}
+
+/// The most idempotency keys one process keeps; past it the oldest record
+/// goes first (its window is cut short rather than memory growing without
+/// bound under a flood of keys).
+const MAX_IDEMPOTENCY_KEYS: usize = 100_000;
+
+#[derive(Debug, Default)]
+struct IdempotencyRecords {
+    records: HashMap<String, IdempotencyRecord>,
+    /// Keys in the order they were claimed, for eviction.
+    order: VecDeque<(String, Instant)>,
+}
+
+#[derive(Debug)]
+struct IdempotencyRecord {
+    fingerprint: [u8; 32],
+    claimed_at: Instant,
+    expires_at: Instant,
+    outcome: Option<Vec<u8>>,
+}
+
+impl IdempotencyRecords {
+    fn claim(&mut self, key: &IdempotencyKey, window: Duration, lease: Duration) -> Claim {
+        let now = Instant::now();
+        if let Some(record) = self.records.get(&key.key) {
+            if record.expires_at > now {
+                return if record.fingerprint != key.fingerprint {
+                    Claim::OtherRequest
+                } else if let Some(outcome) = &record.outcome {
+                    Claim::Done(outcome.clone())
+                } else if now.duration_since(record.claimed_at) > lease {
+                    Claim::Abandoned
+                } else {
+                    Claim::Running
+                };
+            }
+            self.records.remove(&key.key);
+        }
+        while self.records.len() >= MAX_IDEMPOTENCY_KEYS {
+            let Some((oldest, claimed_at)) = self.order.pop_front() else {
+                break;
+            };
+            // Only the entry of that claim: a key claimed again since has a
+            // later place in the queue.
+            if self
+                .records
+                .get(&oldest)
+                .is_some_and(|record| record.claimed_at == claimed_at)
+            {
+                self.records.remove(&oldest);
+            }
+        }
+        self.records.insert(
+            key.key.clone(),
+            IdempotencyRecord {
+                fingerprint: key.fingerprint,
+                claimed_at: now,
+                expires_at: now + window,
+                outcome: None,
+            },
+        );
+        self.order.push_back((key.key.clone(), now));
+        // Stale places of keys claimed again or removed: bounded by twice
+        // the records.
+        if self.order.len() > 2 * MAX_IDEMPOTENCY_KEYS {
+            let records = &self.records;
+            self.order
+                .retain(|(key, at)| records.get(key).is_some_and(|r| r.claimed_at == *at));
+        }
+        Claim::Owned
+    }
+
+    fn record(&mut self, key: &IdempotencyKey, outcome: Vec<u8>, window: Duration) {
+        if let Some(record) = self.records.get_mut(&key.key)
+            && record.fingerprint == key.fingerprint
+        {
+            record.outcome = Some(outcome);
+            record.expires_at = Instant::now() + window;
+        }
+    }
+
+    fn release(&mut self, key: &IdempotencyKey) {
+        if self
+            .records
+            .get(&key.key)
+            .is_some_and(|record| record.fingerprint == key.fingerprint && record.outcome.is_none())
+        {
+            self.records.remove(&key.key);
+        }
+    }
+}
+
+impl MemoryStore {
+    fn records(&self) -> std::sync::MutexGuard<'_, IdempotencyRecords> {
+        self.idempotency.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
 
 impl Store for MemoryStore {
+    fn claim(
+        &self,
+        key: &IdempotencyKey,
+        window: Duration,
+        lease: Duration,
+    ) -> BoxFuture<'_, Claim> {
+        let claim = self.records().claim(key, window, lease);
+        Box::pin(future::ready(claim))
+    }
+
+    fn record(
+        &self,
+        key: &IdempotencyKey,
+        outcome: Vec<u8>,
+        window: Duration,
+    ) -> BoxFuture<'_, ()> {
+        self.records().record(key, outcome, window);
+        Box::pin(future::ready(()))
+    }
+
+    fn release(&self, key: &IdempotencyKey) -> BoxFuture<'_, ()> {
+        self.records().release(key);
+        Box::pin(future::ready(()))
+    }
+
     fn access_tokens(
         &self,
         scope: TokenScope,
@@ -159,6 +289,7 @@ mod tests {
     /// A getToken that takes `latency` and issues tokens living `lifetime`,
     /// or fails while `failing` is set.
     struct SlowSource {
+        secret: SecretString,
         latency: Duration,
         lifetime: Duration,
         fetches: Arc<AtomicUsize>,
@@ -179,6 +310,14 @@ mod tests {
                 })
             })
         }
+
+        fn timeout(&self) -> Duration {
+            Duration::from_secs(5)
+        }
+
+        fn sealing_secret(&self) -> &SecretString {
+            &self.secret
+        }
     }
 
     struct Fixture {
@@ -191,12 +330,13 @@ mod tests {
         let fetches = Arc::new(AtomicUsize::new(0));
         let failing = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let source = SlowSource {
+            secret: SecretString::from("the-app-secret"),
             latency: Duration::from_millis(latency_ms),
             lifetime: Duration::from_secs(lifetime_s),
             fetches: fetches.clone(),
             failing: failing.clone(),
         };
-        let tokens = MemoryStore.access_tokens(
+        let tokens = MemoryStore::default().access_tokens(
             TokenScope {
                 platform: Platform::QqMinigame,
                 app_id: "1112345678".into(),

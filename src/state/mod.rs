@@ -10,13 +10,17 @@
 //! refused is dropped only if it is still the current one.
 
 mod memory;
+mod redis;
 
 use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use secrecy::SecretString;
 use tokio::time::Instant;
 
-pub use self::memory::MemoryStore;
+pub use self::{
+    memory::MemoryStore,
+    redis::{RedisSettings, RedisStore, RedisStoreError},
+};
 use crate::{errors::GatewayError, proto::Platform};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -32,6 +36,14 @@ pub struct IssuedToken {
 /// caller's deadline covers it.
 pub trait TokenSource: Send + Sync + 'static {
     fn fetch(&self) -> BoxFuture<'_, Result<IssuedToken, GatewayError>>;
+
+    /// The longest one fetch takes (its own deadline).
+    fn timeout(&self) -> Duration;
+
+    /// The app's secret: a shared store seals the app's tokens with a key
+    /// derived from it, so that only gamegate (which holds the secret) can
+    /// open them, and a changed secret makes them unreadable, not wrong.
+    fn sealing_secret(&self) -> &SecretString;
 }
 
 /// Whose tokens: a platform's app.
@@ -62,6 +74,21 @@ impl AccessToken {
             generation,
             refresh_at: fetched_at + lifetime - ahead,
             expires_at: fetched_at + lifetime,
+        }
+    }
+
+    /// A token another replica fetched, as this one's clock sees it.
+    pub fn at(
+        value: SecretString,
+        generation: u64,
+        refresh_at: Instant,
+        expires_at: Instant,
+    ) -> Self {
+        AccessToken {
+            value,
+            generation,
+            refresh_at,
+            expires_at,
         }
     }
 
@@ -110,7 +137,40 @@ impl dyn AccessTokens {
     }
 }
 
-/// Where gamegate's shared state lives.
+/// What an idempotency key holds when a write's call claims it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// The key was free: this call runs the write, then [`Store::record`]s
+    /// its outcome (or [`Store::release`]s the key when the write certainly
+    /// never left gamegate).
+    Owned,
+    /// A call with this key and the same request is running (here or on
+    /// another replica).
+    Running,
+    /// A call with this key and the same request ended: its recorded outcome
+    /// (opaque bytes, as `api` encoded them), to replay.
+    Done(Vec<u8>),
+    /// The call that owned the key stopped without recording an outcome
+    /// (its replica died) after the write may have been sent: the outcome is
+    /// unknown, and the write must not be sent again under this key.
+    Abandoned,
+    /// The key was claimed with another request.
+    OtherRequest,
+}
+
+/// An idempotency key as a store keeps it: already namespaced by the caller
+/// (`api` builds it), and the fingerprint of the request it was claimed for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct IdempotencyKey {
+    /// `<caller>/<key>`: two callers' keys never meet.
+    pub key: String,
+    /// SHA-256 of the RPC and the request's bytes.
+    pub fingerprint: [u8; 32],
+}
+
+/// Where gamegate's shared state lives. A store never fails a call: one
+/// that cannot reach its backend (Redis down) serves from this process
+/// alone, and says so in the log once per change of state.
 pub trait Store: Send + Sync {
     /// The access tokens of `scope`, fetched from `source` when needed.
     fn access_tokens(
@@ -118,4 +178,22 @@ pub trait Store: Send + Sync {
         scope: TokenScope,
         source: Arc<dyn TokenSource>,
     ) -> Arc<dyn AccessTokens>;
+
+    /// Claims `key` for `window` (the time a repeat is answered from the
+    /// record). A claim still running after `lease` (longer than any call
+    /// can take) belongs to a call that died: [`Claim::Abandoned`].
+    fn claim(
+        &self,
+        key: &IdempotencyKey,
+        window: Duration,
+        lease: Duration,
+    ) -> BoxFuture<'_, Claim>;
+
+    /// Records the outcome of the call that owns `key`, for `window`.
+    fn record(&self, key: &IdempotencyKey, outcome: Vec<u8>, window: Duration)
+    -> BoxFuture<'_, ()>;
+
+    /// Frees `key`: its call failed before anything was sent to the
+    /// platform, so that the caller's retry with the same key runs.
+    fn release(&self, key: &IdempotencyKey) -> BoxFuture<'_, ()>;
 }

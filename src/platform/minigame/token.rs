@@ -54,6 +54,14 @@ impl TokenSource for TokenFetcher {
             Ok(token)
         })
     }
+
+    fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    fn sealing_secret(&self) -> &SecretString {
+        &self.secret
+    }
 }
 
 /// The token in a `getToken` answer, or the platform's refusal.
