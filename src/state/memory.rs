@@ -16,14 +16,12 @@ use std::{
 };
 
 use arc_swap::ArcSwapOption;
-use futures::{
-    FutureExt,
-    future::{self, Shared},
-};
+use futures::{FutureExt, future};
 use tokio::time::Instant;
 
 use super::{
-    AccessToken, AccessTokens, BoxFuture, Claim, IdempotencyKey, Store, TokenScope, TokenSource,
+    AccessToken, AccessTokens, BoxFuture, Claim, IdempotencyKey, SharedFetch, Store, TokenScope,
+    TokenSource, spawn_shared_fetch,
 };
 use crate::errors::{GatewayError, platform_name};
 
@@ -173,8 +171,6 @@ impl Store for MemoryStore {
     }
 }
 
-type SharedFetch = Shared<BoxFuture<'static, Result<Arc<AccessToken>, GatewayError>>>;
-
 struct MemoryTokens {
     inner: Arc<TokenState>,
 }
@@ -234,21 +230,7 @@ impl TokenState {
             let ready: BoxFuture<'static, _> = Box::pin(future::ready(Ok(token)));
             return ready.shared();
         }
-        let task = tokio::spawn(Self::fetch_and_store(this.clone()));
-        let platform = platform_name(this.scope.platform);
-        let joined: BoxFuture<'static, _> = Box::pin(async move {
-            task.await.unwrap_or_else(|aborted| {
-                Err(GatewayError::FetchAborted {
-                    platform,
-                    cause: if aborted.is_panic() {
-                        "the fetch panicked"
-                    } else {
-                        "the runtime is shutting down"
-                    },
-                })
-            })
-        });
-        let shared = joined.shared();
+        let shared = spawn_shared_fetch(this.scope.platform, Self::fetch_and_store(this.clone()));
         *fetching = Some(shared.clone());
         shared
     }

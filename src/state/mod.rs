@@ -25,6 +25,35 @@ use crate::{errors::GatewayError, proto::Platform};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// One fetch of an app's token, awaited by every caller that needs it.
+pub(crate) type SharedFetch =
+    futures::future::Shared<BoxFuture<'static, Result<Arc<AccessToken>, GatewayError>>>;
+
+/// Runs `fetch` in a task of its own (a caller whose deadline passes never
+/// cancels it) and shares its result; a task that panicked or was dropped
+/// with the runtime ends as `FetchAborted`. Both stores' single flights.
+pub(crate) fn spawn_shared_fetch(
+    platform: Platform,
+    fetch: impl Future<Output = Result<Arc<AccessToken>, GatewayError>> + Send + 'static,
+) -> SharedFetch {
+    use futures::FutureExt;
+    let task = tokio::spawn(fetch);
+    let platform = crate::errors::platform_name(platform);
+    let joined: BoxFuture<'static, _> = Box::pin(async move {
+        task.await.unwrap_or_else(|aborted| {
+            Err(GatewayError::FetchAborted {
+                platform,
+                cause: if aborted.is_panic() {
+                    "the fetch panicked"
+                } else {
+                    "the runtime is shutting down"
+                },
+            })
+        })
+    });
+    joined.shared()
+}
+
 /// A token as the platform issued it.
 pub struct IssuedToken {
     pub value: SecretString,

@@ -37,7 +37,6 @@ use aes_gcm::{
 };
 use arc_swap::ArcSwapOption;
 use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
-use futures::{FutureExt, future::Shared};
 use hkdf::Hkdf;
 use redis::{AsyncCommands, Script, aio::ConnectionLike};
 use secrecy::{ExposeSecret, SecretString};
@@ -46,8 +45,8 @@ use thiserror::Error;
 use tokio::time::{Instant, sleep, timeout};
 
 use super::{
-    AccessToken, AccessTokens, BoxFuture, Claim, IdempotencyKey, IssuedToken, MemoryStore, Store,
-    TokenScope, TokenSource,
+    AccessToken, AccessTokens, BoxFuture, Claim, IdempotencyKey, IssuedToken, MemoryStore,
+    SharedFetch, Store, TokenScope, TokenSource, spawn_shared_fetch,
 };
 use crate::errors::{GatewayError, platform_name};
 
@@ -648,8 +647,6 @@ impl StoredToken {
     }
 }
 
-type SharedFetch = Shared<BoxFuture<'static, Result<Arc<AccessToken>, GatewayError>>>;
-
 struct RedisTokens {
     state: Arc<FleetTokens>,
 }
@@ -736,21 +733,7 @@ impl FleetTokens {
         if let Some(in_flight) = fetching.as_ref() {
             return in_flight.clone();
         }
-        let task = tokio::spawn(Self::flight(this.clone()));
-        let platform = platform_name(this.scope.platform);
-        let joined: BoxFuture<'static, _> = Box::pin(async move {
-            task.await.unwrap_or_else(|aborted| {
-                Err(GatewayError::FetchAborted {
-                    platform,
-                    cause: if aborted.is_panic() {
-                        "the fetch panicked"
-                    } else {
-                        "the runtime is shutting down"
-                    },
-                })
-            })
-        });
-        let shared = joined.shared();
+        let shared = spawn_shared_fetch(this.scope.platform, Self::flight(this.clone()));
         *fetching = Some(shared.clone());
         shared
     }
