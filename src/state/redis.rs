@@ -422,9 +422,15 @@ impl Store for RedisStore {
 
 // ---------------------------------------------------------------------------
 // Idempotency records: `<prefix>idem:<caller>/<key>` holds
-// `<fingerprint hex>|<claimed at ms>|` while its call runs, then
-// `<fingerprint hex>|<claimed at ms>|<outcome base64>`.
+// `<fingerprint hex>|<claimed at ms>|running` while its call runs, then
+// `<fingerprint hex>|<claimed at ms>|done:<outcome base64>` (an outcome may be
+// empty bytes: an empty answer, so the state is a word, not an empty field).
 // ---------------------------------------------------------------------------
+
+/// The state field of a claim whose call still runs.
+const RUNNING: &str = "running";
+/// The state field's start once the outcome is recorded.
+const DONE: &str = "done:";
 
 impl Inner {
     async fn claim(
@@ -435,7 +441,7 @@ impl Inner {
     ) -> Result<Claim, Unavailable> {
         let redis_key = self.idempotency_key(key);
         let fingerprint = hex::encode(key.fingerprint);
-        let running = format!("{fingerprint}|{}|", unix_ms());
+        let running = format!("{fingerprint}|{}|{RUNNING}", unix_ms());
         let window_ms = window.as_millis() as u64;
         let claimed: bool = {
             let redis_key = redis_key.clone();
@@ -471,11 +477,14 @@ impl Inner {
         if held_fingerprint != fingerprint {
             return Ok(Claim::OtherRequest);
         }
-        if !outcome.is_empty() {
+        if let Some(outcome) = outcome.strip_prefix(DONE) {
             return Ok(BASE64
                 .decode(outcome)
                 .map(Claim::Done)
                 .unwrap_or(Claim::Abandoned));
+        }
+        if outcome != RUNNING {
+            return Ok(Claim::Abandoned);
         }
         let claimed_at: u64 = claimed_at.parse().unwrap_or(0);
         Ok(
@@ -495,7 +504,7 @@ impl Inner {
     ) -> Result<(), Unavailable> {
         let redis_key = self.idempotency_key(key);
         let value = format!(
-            "{}|{}|{}",
+            "{}|{}|{DONE}{}",
             hex::encode(key.fingerprint),
             unix_ms(),
             BASE64.encode(outcome)
@@ -521,15 +530,17 @@ impl Inner {
             r"
 local value = redis.call('GET', KEYS[1])
 if value and string.sub(value, 1, string.len(ARGV[1])) == ARGV[1]
-   and string.sub(value, -1) == '|' then
+   and string.sub(value, -string.len(ARGV[2])) == ARGV[2] then
   return redis.call('DEL', KEYS[1])
 end
 return 0",
         );
+        let running_suffix = format!("|{RUNNING}");
         self.run(|mut c| async move {
             script
                 .key(&redis_key)
                 .arg(&running_prefix)
+                .arg(&running_suffix)
                 .invoke_async::<i64>(&mut c)
                 .await
                 .map(drop)
@@ -1064,6 +1075,18 @@ mod tests {
         assert_eq!(
             one.claim(&fresh, window, Duration::from_millis(1)).await,
             Claim::Abandoned
+        );
+        // An empty outcome (an empty answer encodes to no bytes) is done,
+        // not running.
+        let empty = IdempotencyKey {
+            key: "lobby/order-44".into(),
+            fingerprint: [10; 32],
+        };
+        assert_eq!(one.claim(&empty, window, lease).await, Claim::Owned);
+        one.record(&empty, Vec::new(), window).await;
+        assert_eq!(
+            two.claim(&empty, window, lease).await,
+            Claim::Done(Vec::new())
         );
     }
 

@@ -30,7 +30,7 @@ const TOKEN_TTL_SECS: u64 = 10;
 
 /// The machine's Redis, or a clear failure: a test that needs Redis never
 /// passes without one.
-fn require_redis(port: u16) {
+pub(crate) fn require_redis(port: u16) {
     let answer = Command::new("redis-cli")
         .args(["-p", &port.to_string(), "ping"])
         .output();
@@ -52,7 +52,7 @@ fn free_port() -> u16 {
 }
 
 /// A key prefix no other test (or run) uses.
-fn unique_prefix(test: &str) -> String {
+pub(crate) fn unique_prefix(test: &str) -> String {
     format!(
         "gamegate-test:{test}:{}:{}:",
         std::process::id(),

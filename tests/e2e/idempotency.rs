@@ -1,6 +1,9 @@
 //! Idempotency keys of writes across two replicas of gamegate that share one
 //! store, in front of one sandbox: a repeat is answered from the record,
-//! wherever it lands, and the platform sees the write once.
+//! wherever it lands, and the platform sees the write once. Each case runs
+//! twice: with the replicas sharing one memory store, and with each replica
+//! on its own connection to the machine's Redis (127.0.0.1:6379, under a key
+//! prefix of the test's own), as a fleet runs.
 
 use std::{sync::Arc, time::Duration};
 
@@ -13,16 +16,28 @@ use gamegate::{
         dawanka_service_client::DawankaServiceClient, storage_service_client::StorageServiceClient,
     },
     sandbox::{self, RunningSandbox, SandboxConfig},
-    state::{MemoryStore, Store},
+    state::{MemoryStore, RedisSettings, RedisStore, Store},
 };
 use serde_json::{Value, json};
 use tonic::{Code, Request, Status, metadata::MetadataMap, transport::Channel};
 
-use crate::common::{alice_stores, demo, expect_error, loopback, rich};
+use crate::{
+    common::{alice_stores, demo, expect_error, loopback, rich},
+    fleet::{require_redis, unique_prefix},
+};
 
 const SET_PATH: &str = "/api/openDataContext/set_user_storage";
 const REPORT_PATH: &str = "/v3/user/report_dawanka_pay";
 const INFO_PATH: &str = "/v3/user/get_dawanka_info";
+
+/// Where the replicas keep their idempotency records.
+#[derive(Clone, Copy)]
+enum Shared {
+    /// One MemoryStore object, handed to both.
+    Memory,
+    /// One Redis, each replica with its own client and connection.
+    Redis,
+}
 
 /// One sandbox, and two gamegates sharing one store.
 struct Replicas {
@@ -33,16 +48,38 @@ struct Replicas {
 }
 
 impl Replicas {
-    async fn start() -> Replicas {
+    async fn start(shared: Shared) -> Replicas {
         let sandbox = sandbox::spawn(SandboxConfig::demo(), loopback())
             .await
             .expect("sandbox starts");
-        let store: Arc<dyn Store> = Arc::new(MemoryStore::default());
+        let memory: Arc<dyn Store> = Arc::new(MemoryStore::default());
+        let redis = RedisSettings {
+            urls: vec!["redis://127.0.0.1:6379".into()],
+            cluster: false,
+            username: None,
+            password: None,
+            key_prefix: unique_prefix("idempotency"),
+            command_timeout: Duration::from_secs(2),
+        };
+        if let Shared::Redis = shared {
+            require_redis(6379);
+        }
         let mut gateways = Vec::new();
         let mut channels = Vec::new();
         for _ in 0..2 {
+            let store = match shared {
+                Shared::Memory => memory.clone(),
+                Shared::Redis => {
+                    let store = RedisStore::new(&redis).expect("redis settings");
+                    assert!(
+                        store.connect(Duration::from_secs(5)).await,
+                        "this test needs a Redis server on 127.0.0.1:6379"
+                    );
+                    Arc::new(store) as Arc<dyn Store>
+                }
+            };
             let config = Config::demo(loopback(), &sandbox.base_url());
-            let gateway = RunningGateway::spawn_with_store(config, store.clone())
+            let gateway = RunningGateway::spawn_with_store(config, store)
                 .await
                 .expect("gamegate starts");
             channels.push(
@@ -126,9 +163,8 @@ fn failure<T: std::fmt::Debug>(result: Result<tonic::Response<T>, Status>) -> (S
     (status, was_replayed)
 }
 
-#[tokio::test]
-async fn a_repeat_on_another_replica_replays_the_answer_without_a_second_write() {
-    let replicas = Replicas::start().await;
+async fn a_repeat_on_another_replica_replays_the_answer_without_a_second_write(shared: Shared) {
+    let replicas = Replicas::start(shared).await;
     let first = replicas
         .storage(0)
         .set_user_storage(keyed(alice_stores("score", "100"), "order-42"))
@@ -169,9 +205,8 @@ async fn a_repeat_on_another_replica_replays_the_answer_without_a_second_write()
     assert_eq!(replicas.requests(REPORT_PATH).await, 2);
 }
 
-#[tokio::test]
-async fn a_repeat_while_the_first_call_runs_is_aborted_then_replayed() {
-    let replicas = Replicas::start().await;
+async fn a_repeat_while_the_first_call_runs_is_aborted_then_replayed(shared: Shared) {
+    let replicas = Replicas::start(shared).await;
     replicas
         .fault(json!({"path": SET_PATH, "latency_ms": 1500}))
         .await;
@@ -215,9 +250,8 @@ async fn a_repeat_while_the_first_call_runs_is_aborted_then_replayed() {
     assert_eq!(replicas.requests(SET_PATH).await, 1);
 }
 
-#[tokio::test]
-async fn a_key_used_with_another_request_is_refused() {
-    let replicas = Replicas::start().await;
+async fn a_key_used_with_another_request_is_refused(shared: Shared) {
+    let replicas = Replicas::start(shared).await;
     replicas
         .storage(0)
         .set_user_storage(keyed(alice_stores("score", "1"), "order-9"))
@@ -250,9 +284,8 @@ async fn a_key_used_with_another_request_is_refused() {
     assert_eq!(replicas.requests(SET_PATH).await, 1);
 }
 
-#[tokio::test]
-async fn a_write_whose_outcome_is_unknown_is_not_sent_twice_under_its_key() {
-    let replicas = Replicas::start().await;
+async fn a_write_whose_outcome_is_unknown_is_not_sent_twice_under_its_key(shared: Shared) {
+    let replicas = Replicas::start(shared).await;
     // The platform gets the write and never answers.
     replicas
         .fault(json!({"path": SET_PATH, "drop_connection": true}))
@@ -287,9 +320,8 @@ async fn a_write_whose_outcome_is_unknown_is_not_sent_twice_under_its_key() {
     assert_eq!(replicas.requests(SET_PATH).await, 1, "exactly one write");
 }
 
-#[tokio::test]
-async fn a_failure_before_the_platform_releases_its_key() {
-    let replicas = Replicas::start().await;
+async fn a_failure_before_the_platform_releases_its_key(shared: Shared) {
+    let replicas = Replicas::start(shared).await;
     // The app's token fetch fails (the platform refuses gamegate's secret):
     // the write is never sent, and the same request with the same key runs
     // once the cause is gone (the fault is used up).
@@ -337,9 +369,8 @@ async fn a_failure_before_the_platform_releases_its_key() {
     assert_eq!(replicas.requests(SET_PATH).await, 2);
 }
 
-#[tokio::test]
-async fn a_malformed_key_on_a_write_is_refused_before_anything_is_sent() {
-    let replicas = Replicas::start().await;
+async fn a_malformed_key_on_a_write_is_refused_before_anything_is_sent(shared: Shared) {
+    let replicas = Replicas::start(shared).await;
     let too_long = "k".repeat(65);
     for key in ["", too_long.as_str(), "tab\there"] {
         let error = expect_error(
@@ -359,9 +390,8 @@ async fn a_malformed_key_on_a_write_is_refused_before_anything_is_sent() {
     assert_eq!(replicas.requests(SET_PATH).await, 0);
 }
 
-#[tokio::test]
-async fn a_key_on_a_read_is_ignored() {
-    let replicas = Replicas::start().await;
+async fn a_key_on_a_read_is_ignored(shared: Shared) {
+    let replicas = Replicas::start(shared).await;
     let info = || GetDawankaInfoRequest {
         app_id: demo::OPENAPI_APPID.into(),
         user: super_player_reports().user,
@@ -386,3 +416,35 @@ async fn a_key_on_a_read_is_ignored() {
     }
     assert_eq!(replicas.requests(INFO_PATH).await, 4);
 }
+
+/// Each case, with each kind of shared store.
+macro_rules! on_each_store {
+    ($($case:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    super::$case(super::Shared::Memory).await
+                }
+            )*
+        }
+        mod redis {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    super::$case(super::Shared::Redis).await
+                }
+            )*
+        }
+    };
+}
+
+on_each_store!(
+    a_repeat_on_another_replica_replays_the_answer_without_a_second_write,
+    a_repeat_while_the_first_call_runs_is_aborted_then_replayed,
+    a_key_used_with_another_request_is_refused,
+    a_write_whose_outcome_is_unknown_is_not_sent_twice_under_its_key,
+    a_failure_before_the_platform_releases_its_key,
+    a_malformed_key_on_a_write_is_refused_before_anything_is_sent,
+    a_key_on_a_read_is_ignored,
+);
