@@ -93,16 +93,21 @@ impl Core {
                         platform: route.platform,
                         endpoint: route.path.clone(),
                         budget: effective,
+                        transport: None,
                     })
                 })
                 .map_err(|error| match error {
                     // Whichever timer fired, the call had `effective` in all.
                     GatewayError::Timeout {
-                        platform, endpoint, ..
+                        platform,
+                        endpoint,
+                        transport,
+                        ..
                     } => GatewayError::Timeout {
                         platform,
                         endpoint,
                         budget: effective,
+                        transport,
                     },
                     other => other,
                 })?;
@@ -112,6 +117,7 @@ impl Core {
                 platform: route.platform,
                 endpoint: route.path.clone(),
                 detail,
+                transport: None,
             }
         })?;
         if let (true, Some(field)) = (served_from_cache, &route.served_from_cache) {
@@ -148,10 +154,15 @@ pub fn record(route: &Route, outcome: &Result<DynamicMessage, GatewayError>) {
                 _ => {
                     let admit = FAILURE_LINES.admit(error.reason());
                     if admit != Admit::Suppress {
+                        // A transport failure's class and the platform host
+                        // (absent fields for every other failure).
+                        let transport = error.transport_cause();
                         tracing::warn!(
                             rpc = %route.grpc_path,
                             endpoint = %route.path,
                             reason,
+                            cause = transport.map(|(cause, _)| cause.as_str()),
+                            host = transport.map(|(_, host)| host),
                             %error,
                             suppressed = admit.suppressed(),
                             "rpc failed"

@@ -21,7 +21,7 @@ pub use self::{
 };
 use crate::{
     proto::{ErrorReason, Platform},
-    upstream,
+    upstream::{self, Cause},
 };
 
 /// The ErrorInfo domain of errors found by gamegate itself.
@@ -69,6 +69,27 @@ pub struct UpstreamError {
     pub metadata: Vec<(&'static str, String)>,
 }
 
+/// The transport failure behind a [`GatewayError::Timeout`] or
+/// [`GatewayError::Malformed`] (an [`GatewayError::Unreachable`] keeps its
+/// [`upstream::Error`], which tells the same).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransportFailure {
+    pub cause: Cause,
+    /// The platform's host (`host[:port]`): never a URL, a path or a query.
+    pub host: String,
+}
+
+impl TransportFailure {
+    /// The cause and host of `error`; `None` when it is not a transport failure
+    /// (a complete answer with a non-2xx status).
+    pub fn of(error: &upstream::Error) -> Option<Self> {
+        error.cause().map(|cause| TransportFailure {
+            cause,
+            host: error.host().to_string(),
+        })
+    }
+}
+
 /// Everything that can go wrong on the gateway path. Cloneable, so that one
 /// failed token fetch can be handed to every call that waited for it.
 #[derive(Debug, Clone, Error)]
@@ -97,13 +118,22 @@ pub enum GatewayError {
     AppCredentialMissing { app_id: String, credential: String },
     #[error("platform {0} is not configured in gamegate")]
     PlatformNotConfigured(&'static str),
-    #[error("{} did not answer {endpoint} within {} ms", platform_name(*.platform), .budget.as_millis())]
+    #[error(
+        "{} did not answer {endpoint}{} within {} ms{}",
+        platform_name(*.platform),
+        on_host(.transport.as_ref().map(|t| t.host.as_str())),
+        .budget.as_millis(),
+        .transport.as_ref().map(|t| format!(": {}", t.cause)).unwrap_or_default()
+    )]
     Timeout {
         platform: Platform,
         endpoint: String,
         budget: Duration,
+        /// `None` when gamegate's own deadline timer ended the call, not the
+        /// upstream client.
+        transport: Option<TransportFailure>,
     },
-    #[error("{endpoint} could not be reached")]
+    #[error("{endpoint}{} could not be reached: {}", on_host(Some(.source.host())), unreachable_cause(.source))]
     Unreachable {
         platform: Platform,
         endpoint: String,
@@ -117,11 +147,22 @@ pub enum GatewayError {
         endpoint: String,
         status: u16,
     },
-    #[error("{endpoint} answered something that is not its documented json ({detail})")]
+    #[error(
+        "{endpoint}{} answered something that is not its documented json{}",
+        on_host(.transport.as_ref().map(|t| t.host.as_str())),
+        match .transport {
+            Some(transport) => format!(": {} ({detail})", transport.cause),
+            None => format!(" ({detail})"),
+        }
+    )]
     Malformed {
         platform: Platform,
         endpoint: String,
         detail: String,
+        /// `Some` when the answer was not valid HTTP or was cut (a transport
+        /// failure), `None` when valid HTTP carried a body that is not the
+        /// documented JSON.
+        transport: Option<TransportFailure>,
     },
     #[error("{} answered code {} on {}: {}", platform_name(.0.platform), .0.code, .0.endpoint, .0.message)]
     Upstream(UpstreamError),
@@ -171,6 +212,22 @@ pub enum GatewayError {
          the platform may have applied the write, and it is not sent again under this key"
     )]
     IdempotencyOutcomeUnknown,
+}
+
+/// ` on <host>` for a message, or nothing when the host is unknown.
+fn on_host(host: Option<&str>) -> String {
+    match host {
+        Some(host) if !host.is_empty() => format!(" on {host}"),
+        _ => String::new(),
+    }
+}
+
+/// `<cause> (<what failed>)`, or what failed alone when it has no cause.
+fn unreachable_cause(source: &upstream::Error) -> String {
+    match source.cause() {
+        Some(cause) => format!("{cause} ({source})"),
+        None => source.to_string(),
+    }
 }
 
 fn first_description(violations: &[Violation]) -> String {
@@ -223,6 +280,29 @@ impl GatewayError {
         match self {
             GatewayError::InvalidRequest { .. } => disposition::LOCAL_VIOLATION,
             _ => disposition::of_reason(self.reason()),
+        }
+    }
+
+    /// The transport failure behind this error, with the platform host it
+    /// happened with: for [`GatewayError::Unreachable`], and for
+    /// [`GatewayError::Timeout`] and [`GatewayError::Malformed`] when the
+    /// upstream client produced them. `None` for everything else (a timeout
+    /// of gamegate's own deadline timer, an answer that is valid HTTP but not
+    /// the documented JSON, an HTTP error status).
+    pub fn transport_cause(&self) -> Option<(Cause, &str)> {
+        match self {
+            GatewayError::Unreachable { source, .. } => {
+                source.cause().map(|cause| (cause, source.host()))
+            }
+            GatewayError::Timeout {
+                transport: Some(transport),
+                ..
+            }
+            | GatewayError::Malformed {
+                transport: Some(transport),
+                ..
+            } => Some((transport.cause, transport.host.as_str())),
+            _ => None,
         }
     }
 
@@ -340,6 +420,10 @@ impl GatewayError {
                 }
                 domain = platform_domain(upstream.platform);
             }
+        }
+        if let Some((cause, host)) = self.transport_cause() {
+            put("cause", cause.as_str().into());
+            put("host", host.into());
         }
         if disposition.retry_after.is_some() {
             details.set_retry_info(disposition.retry_after);

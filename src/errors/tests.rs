@@ -168,6 +168,16 @@ fn gateway_errors() -> Vec<GatewayError> {
             platform: Platform::QqMinigame,
             endpoint: endpoint(),
             budget: Duration::from_millis(300),
+            transport: None,
+        },
+        GatewayError::Timeout {
+            platform: Platform::QqMinigame,
+            endpoint: endpoint(),
+            budget: Duration::from_millis(300),
+            transport: Some(TransportFailure {
+                cause: Cause::TimeoutAfterSend,
+                host: "api.q.qq.com".into(),
+            }),
         },
         GatewayError::Unreachable {
             platform: Platform::QqMinigame,
@@ -188,6 +198,16 @@ fn gateway_errors() -> Vec<GatewayError> {
             platform: Platform::QqMinigame,
             endpoint: endpoint(),
             detail: "the answer is not json".into(),
+            transport: None,
+        },
+        GatewayError::Malformed {
+            platform: Platform::QqMinigame,
+            endpoint: endpoint(),
+            detail: "the connection closed before the answer was complete".into(),
+            transport: Some(TransportFailure {
+                cause: Cause::ClosedEarly,
+                host: "api.q.qq.com".into(),
+            }),
         },
         GatewayError::FetchAborted {
             platform: "qq_minigame",
@@ -296,4 +316,151 @@ fn idempotency_key_refusals_carry_what_the_caller_needs() {
     let unknown = of("IDEMPOTENCY_OUTCOME_UNKNOWN");
     assert_eq!(unknown.code, Code::Unknown);
     assert_eq!(unknown.retry_after, None);
+}
+
+fn refused(host: &str, written: bool) -> upstream::Error {
+    upstream::Error::new(
+        upstream::ErrorKind::Connect(std::sync::Arc::new(io::Error::from(
+            io::ErrorKind::ConnectionRefused,
+        ))),
+        upstream::Progress {
+            request_written: written,
+            answer_started: false,
+        },
+    )
+    .with_host(host.into())
+}
+
+#[test]
+fn transport_failures_name_their_cause_and_host_in_metadata_and_message() {
+    const ENDPOINT: &str = "/v3/user/get_dawanka_info";
+    let unreachable = GatewayError::Unreachable {
+        platform: Platform::QqOpenapi,
+        endpoint: ENDPOINT.into(),
+        source: refused("openapi.example.com:8443", false),
+    };
+    let timeout = GatewayError::Timeout {
+        platform: Platform::QqOpenapi,
+        endpoint: ENDPOINT.into(),
+        budget: Duration::from_millis(300),
+        transport: Some(TransportFailure {
+            cause: Cause::TimeoutBeforeSend,
+            host: "openapi.example.com".into(),
+        }),
+    };
+    let malformed = GatewayError::Malformed {
+        platform: Platform::QqOpenapi,
+        endpoint: ENDPOINT.into(),
+        detail: "the answer is not valid http/1.1: malformed answer head".into(),
+        transport: Some(TransportFailure {
+            cause: Cause::MalformedAnswer,
+            host: "openapi.example.com".into(),
+        }),
+    };
+    for (error, cause, host, message) in [
+        (
+            &unreachable,
+            "connect_refused",
+            "openapi.example.com:8443",
+            "/v3/user/get_dawanka_info on openapi.example.com:8443 could not be reached: \
+             connect_refused (cannot connect: connection refused)",
+        ),
+        (
+            &timeout,
+            "timeout_before_send",
+            "openapi.example.com",
+            "qq_openapi did not answer /v3/user/get_dawanka_info on openapi.example.com within \
+             300 ms: timeout_before_send",
+        ),
+        (
+            &malformed,
+            "malformed_answer",
+            "openapi.example.com",
+            "/v3/user/get_dawanka_info on openapi.example.com answered something that is not its \
+             documented json: malformed_answer (the answer is not valid http/1.1: malformed \
+             answer head)",
+        ),
+    ] {
+        assert_eq!(
+            error.transport_cause().map(|(c, h)| (c.as_str(), h)),
+            Some((cause, host)),
+            "{error}"
+        );
+        assert_eq!(error.to_string(), message);
+        let status = error.to_status();
+        assert_eq!(status.message(), message);
+        let details = status.get_error_details();
+        let info = details.error_info().unwrap();
+        assert_eq!(info.metadata["cause"], cause, "{error}");
+        assert_eq!(info.metadata["host"], host, "{error}");
+        assert_eq!(info.metadata["endpoint"], ENDPOINT, "{error}");
+        assert_eq!(info.domain, GATEWAY_DOMAIN);
+    }
+    // The reasons and codes of these errors are those they always had.
+    assert_eq!(unreachable.to_status().code(), Code::Unavailable);
+    assert_eq!(timeout.to_status().code(), Code::DeadlineExceeded);
+    assert_eq!(malformed.to_status().code(), Code::Internal);
+}
+
+#[test]
+fn errors_without_a_transport_failure_carry_no_cause() {
+    let endpoint = || "/v3/user/get_dawanka_info".to_string();
+    for error in [
+        // gamegate's own deadline timer ended the call.
+        GatewayError::Timeout {
+            platform: Platform::QqOpenapi,
+            endpoint: endpoint(),
+            budget: Duration::from_millis(300),
+            transport: None,
+        },
+        // Valid HTTP whose body is not the documented JSON.
+        GatewayError::Malformed {
+            platform: Platform::QqOpenapi,
+            endpoint: endpoint(),
+            detail: "the answer is not json".into(),
+            transport: None,
+        },
+        // A complete answer: not a transport failure.
+        GatewayError::HttpStatus {
+            platform: Platform::QqOpenapi,
+            endpoint: endpoint(),
+            status: 503,
+        },
+        upstream_error(ErrorReason::UpstreamBusy),
+    ] {
+        assert_eq!(error.transport_cause(), None, "{error}");
+        let metadata = error
+            .to_status()
+            .get_error_details()
+            .error_info()
+            .unwrap()
+            .metadata
+            .clone();
+        assert!(
+            !metadata.contains_key("cause") && !metadata.contains_key("host"),
+            "{error}: {metadata:?}"
+        );
+    }
+}
+
+#[test]
+fn cause_names_are_the_published_ones() {
+    let names: Vec<&str> = Cause::ALL.iter().map(|cause| cause.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "dns",
+            "connect_refused",
+            "connect_timeout",
+            "tls",
+            "reset",
+            "closed_early",
+            "timeout_before_send",
+            "timeout_after_send",
+            "malformed_answer",
+        ]
+    );
+    for cause in Cause::ALL {
+        assert_eq!(cause.to_string(), cause.as_str());
+    }
 }

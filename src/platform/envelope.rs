@@ -22,11 +22,13 @@ pub fn json_object(
             platform,
             endpoint: endpoint.to_string(),
             detail: "the answer is json but not an object".into(),
+            transport: None,
         }),
         Err(error) => Err(GatewayError::Malformed {
             platform,
             endpoint: endpoint.to_string(),
             detail: format!("the answer is not json: {error}"),
+            transport: None,
         }),
     }
 }
@@ -41,11 +43,16 @@ pub fn enveloped(
 ) -> Result<(Map<String, Json>, i64), GatewayError> {
     let answer = json_object(platform, endpoint, bytes)?;
     match envelope_code(&answer, code_member) {
-        Some(code) => Ok((answer, code)),
+        Some(code) => {
+            // On the span of the upstream attempt that answered, when traced.
+            crate::telemetry::trace::platform_code(code);
+            Ok((answer, code))
+        }
         None => Err(GatewayError::Malformed {
             platform,
             endpoint: endpoint.to_string(),
             detail: format!("{code_member} is not an integer"),
+            transport: None,
         }),
     }
 }

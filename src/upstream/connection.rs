@@ -46,6 +46,8 @@ pub(super) struct Connection {
     answer_started: bool,
     /// The largest answer body read, checked as it arrives.
     max_body: usize,
+    /// Counts this connection as open in the metrics until it is dropped.
+    pub open: Option<crate::metrics::OpenConnection>,
 }
 
 impl Connection {
@@ -69,6 +71,7 @@ impl Connection {
             idle_since: Instant::now(),
             answer_started: false,
             max_body,
+            open: None,
         }
     }
 

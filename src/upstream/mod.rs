@@ -19,6 +19,8 @@ mod error;
 
 use std::{
     collections::VecDeque,
+    io,
+    net::SocketAddr,
     sync::{Arc, Mutex, OnceLock},
     time::Duration,
 };
@@ -34,8 +36,9 @@ use tokio_rustls::{
 use self::connection::{Answer, Connection, Stream};
 pub use self::{
     base_url::{BaseUrl, InvalidBaseUrl},
-    error::{Error, ErrorKind, Progress},
+    error::{Cause, Error, ErrorKind, Progress},
 };
+use crate::metrics;
 
 /// The HTTP method of an upstream interface.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,10 +133,14 @@ impl UpstreamHttp {
         } else {
             None
         };
+        let metrics = metrics::global().upstream_host(&base.host_header);
         Ok(Upstream {
             inner: Arc::new(UpstreamInner {
+                host: Arc::from(base.host_header.as_str()),
                 base,
                 tls,
+                connect_timeout: CONNECT_TIMEOUT,
+                metrics,
                 idle: Mutex::new(VecDeque::new()),
                 max_answer_bytes,
             }),
@@ -172,11 +179,19 @@ pub struct Upstream {
 
 struct UpstreamInner {
     base: BaseUrl,
+    /// What errors name: the base URL's authority without a default port
+    /// (the `Host` header), never a path or query.
+    host: Arc<str>,
     tls: Option<(TlsConnector, ServerName<'static>)>,
+    /// Resolving and connecting together, then the TLS handshake, each take
+    /// at most this long ([`CONNECT_TIMEOUT`]; shorter in tests).
+    connect_timeout: Duration,
     /// Oldest at the front; calls take the most recently used.
     idle: Mutex<VecDeque<Connection>>,
     /// The largest answer body accepted, enforced while it is read.
     max_answer_bytes: usize,
+    /// This host's connections and bytes.
+    metrics: metrics::HostMetrics,
 }
 
 impl Upstream {
@@ -184,11 +199,11 @@ impl Upstream {
     pub async fn send(&self, call: UpstreamCall<'_>) -> Result<UpstreamAnswer, Error> {
         let mut progress = Progress::default();
         if call.deadline <= Instant::now() {
-            return Err(Error::new(ErrorKind::Timeout, progress));
+            return Err(self.error(ErrorKind::Timeout, progress));
         }
         let request = self
             .request_bytes(&call)
-            .map_err(|kind| Error::new(kind, progress))?;
+            .map_err(|kind| self.error(kind, progress))?;
         // The exchange borrows `progress`; once the timer drops the exchange,
         // what it recorded tells whether the request had been written.
         let exchanged = tokio::time::timeout_at(
@@ -196,18 +211,26 @@ impl Upstream {
             self.exchange(&request, call.idempotent, &mut progress),
         )
         .await;
+        if progress.request_written {
+            self.inner.metrics.sent(request.len());
+        }
         let answer = match exchanged {
-            Err(_) => return Err(Error::new(ErrorKind::Timeout, progress)),
-            Ok(Err(kind)) => return Err(Error::new(kind, progress)),
+            Err(_) => return Err(self.error(ErrorKind::Timeout, progress)),
+            Ok(Err(kind)) => return Err(self.error(kind, progress)),
             Ok(Ok(answer)) => answer,
         };
+        self.inner.metrics.received(answer.body.len());
         if !(200..300).contains(&answer.status) {
-            return Err(Error::new(ErrorKind::Status(answer.status), progress));
+            return Err(self.error(ErrorKind::Status(answer.status), progress));
         }
         Ok(UpstreamAnswer {
             headers: answer.headers,
             body: answer.body,
         })
+    }
+
+    fn error(&self, kind: ErrorKind, progress: Progress) -> Error {
+        Error::new(kind, progress).with_host(self.inner.host.clone())
     }
 
     /// The request head and body, in one buffer (one write, one TLS record).
@@ -294,9 +317,11 @@ impl Upstream {
         let mut idle = self.inner.idle.lock().unwrap_or_else(|e| e.into_inner());
         while let Some(mut connection) = idle.pop_back() {
             if connection.idle_since.elapsed() < IDLE_TIMEOUT && connection.is_open() {
+                self.inner.metrics.idle_changed(idle.len());
                 return Some(connection);
             }
         }
+        self.inner.metrics.idle_changed(0);
         None
     }
 
@@ -323,12 +348,33 @@ impl Upstream {
         if idle.len() < MAX_IDLE_PER_BASE {
             idle.push_back(connection);
         }
+        self.inner.metrics.idle_changed(idle.len());
     }
 
     async fn connect(&self) -> Result<Connection, ErrorKind> {
         let base = &self.inner.base;
-        let connecting = TcpStream::connect((base.host.as_str(), base.port));
-        let tcp = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
+        let connect_timeout = self.inner.connect_timeout;
+        // The name is resolved apart from connecting, so that a name that does
+        // not resolve (`dns`) is told from a host that refuses
+        // (`connect_refused`). Both share one connect timeout, as when
+        // `TcpStream::connect` resolved the name itself; a resolver that does
+        // not answer within it is `dns` too: the operator's problem is the
+        // resolver, not the platform's host. (An IP literal resolves at once,
+        // without a resolver thread.)
+        let until = Instant::now() + connect_timeout;
+        let resolving = tokio::net::lookup_host((base.host.as_str(), base.port));
+        let addresses: Vec<SocketAddr> = tokio::time::timeout_at(until, resolving)
+            .await
+            .map_err(|_| ErrorKind::ResolveTimeout)?
+            .map_err(ErrorKind::resolve)?
+            .collect();
+        if addresses.is_empty() {
+            return Err(ErrorKind::resolve(io::Error::new(
+                io::ErrorKind::NotFound,
+                "the name has no address",
+            )));
+        }
+        let tcp = tokio::time::timeout_at(until, connect_to_any(&addresses))
             .await
             .map_err(|_| ErrorKind::ConnectTimeout)?
             .map_err(ErrorKind::connect)?;
@@ -338,15 +384,30 @@ impl Upstream {
             None => Stream::Plain(tcp),
             Some((connector, name)) => {
                 let handshake = connector.connect(name.clone(), tcp);
-                let tls = tokio::time::timeout(CONNECT_TIMEOUT, handshake)
+                let tls = tokio::time::timeout(connect_timeout, handshake)
                     .await
                     .map_err(|_| ErrorKind::ConnectTimeout)?
                     .map_err(ErrorKind::tls)?;
                 Stream::Tls(Box::new(tls))
             }
         };
-        Ok(Connection::new(stream, self.inner.max_answer_bytes))
+        let mut connection = Connection::new(stream, self.inner.max_answer_bytes);
+        connection.open = Some(self.inner.metrics.connection_opened());
+        Ok(connection)
     }
+}
+
+/// A connection to the first of `addresses` that accepts one, in order (as
+/// `TcpStream::connect` tries them); the last address's error if none does.
+async fn connect_to_any(addresses: &[SocketAddr]) -> io::Result<TcpStream> {
+    let mut last_error = None;
+    for address in addresses {
+        match TcpStream::connect(address).await {
+            Ok(tcp) => return Ok(tcp),
+            Err(error) => last_error = Some(error),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| io::Error::from(io::ErrorKind::AddrNotAvailable)))
 }
 
 /// What a reused connection the platform had already closed looks like: no

@@ -1,6 +1,7 @@
 //! The upstream HTTP/1.1 client against scripted servers on 127.0.0.1: framing
 //! (length, chunked, until close, 1xx, byte-at-a-time), keep-alive reuse, stale
-//! pooled connections, deadlines, limits, TLS, and errors without secrets.
+//! pooled connections, deadlines, limits, TLS, errors without secrets, and one
+//! real failure of each [`Cause`], each naming the host.
 
 use std::{
     sync::{
@@ -31,6 +32,8 @@ enum Reply {
     Close,
     /// Never answers.
     Hang,
+    /// Resets the connection (SO_LINGER 0, then close) without answering.
+    Reset,
 }
 
 struct Scripted {
@@ -84,6 +87,10 @@ async fn serve(mut stream: TcpStream, replies: Vec<Reply>, seen: mpsc::Unbounded
                 return;
             }
             Reply::Close => return,
+            Reply::Reset => {
+                stream.set_zero_linger().unwrap();
+                return;
+            }
             Reply::Hang => {
                 tokio::time::sleep(Duration::from_secs(30)).await;
                 return;
@@ -376,26 +383,20 @@ async fn targets_that_could_rewrite_the_request_are_refused() {
     assert_eq!(server.connections.load(Ordering::SeqCst), 0);
 }
 
-#[tokio::test]
-async fn https_bases_speak_tls_and_check_the_certificate() {
-    use tokio_rustls::{
-        TlsAcceptor,
-        rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer},
-    };
-
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-    let cert = certified.cert.der().clone();
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
-        certified.signing_key.serialize_der(),
-    ));
+/// A TLS server on 127.0.0.1 presenting `cert` (signed by `key`), answering
+/// every `{}`-terminated request with [`OK_HELLO`]; its port.
+async fn tls_server(
+    cert: rustls::pki_types::CertificateDer<'static>,
+    key: rustls::pki_types::PrivateKeyDer<'static>,
+) -> u16 {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let server_config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_no_client_auth()
-        .with_single_cert(vec![cert.clone()], key)
+        .with_single_cert(vec![cert], key)
         .unwrap();
-    let acceptor = TlsAcceptor::from(Arc::new(server_config));
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_config));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
@@ -425,6 +426,32 @@ async fn https_bases_speak_tls_and_check_the_certificate() {
             });
         }
     });
+    port
+}
+
+/// A self-signed certificate for `names` and its key.
+fn self_signed(
+    names: &[&str],
+) -> (
+    rustls::pki_types::CertificateDer<'static>,
+    rustls::pki_types::PrivateKeyDer<'static>,
+) {
+    use tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    let names = names
+        .iter()
+        .map(|name| name.to_string())
+        .collect::<Vec<_>>();
+    let certified = rcgen::generate_simple_self_signed(names).unwrap();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+        certified.signing_key.serialize_der(),
+    ));
+    (certified.cert.der().clone(), key)
+}
+
+#[tokio::test]
+async fn https_bases_speak_tls_and_check_the_certificate() {
+    let (cert, key) = self_signed(&["localhost"]);
+    let port = tls_server(cert.clone(), key).await;
 
     let mut roots = rustls::RootCertStore::empty();
     roots.add(cert).unwrap();
@@ -460,6 +487,7 @@ async fn a_refused_connection_writes_nothing() {
         .unwrap();
     assert!(matches!(error.kind(), ErrorKind::Connect(_)), "{error:?}");
     assert!(!error.request_written() && !error.answer_complete());
+    assert_cause(&error, Cause::ConnectRefused, &host_of(&base));
 }
 
 #[tokio::test]
@@ -486,4 +514,210 @@ async fn a_read_cut_after_part_of_its_answer_is_not_resent() {
     // The platform answered something: the request reached it, so it is not
     // sent again on a new connection.
     assert_eq!(server.connections.load(Ordering::SeqCst), 1);
+}
+
+// One real failure per cause: each names the host (`host:port`, the port
+// because it is not 80), never the target.
+
+/// A target whose query holds what must never leave gamegate's request.
+const SECRET_TARGET: &str = "/v3/user/get_dawanka_info?openkey=secret-openkey&sig=secret-sig";
+
+/// The host part of a `http://host:port/...` base.
+fn host_of(base: &str) -> String {
+    BaseUrl::parse(base).unwrap().host_header
+}
+
+fn with_connect_timeout(mut upstream: Upstream, timeout: Duration) -> Upstream {
+    Arc::get_mut(&mut upstream.inner)
+        .expect("an upstream nobody else holds")
+        .connect_timeout = timeout;
+    upstream
+}
+
+async fn failure(upstream: &Upstream, deadline: Duration) -> Error {
+    match upstream.send(post(SECRET_TARGET, deadline, false)).await {
+        Ok(answer) => panic!("answered {:?}", answer.body),
+        Err(error) => error,
+    }
+}
+
+/// `error` is of `cause` with `host`, and its texts hold nothing of the
+/// target. (What the gateway makes of it, `platform::transport_error`, is a
+/// layer above: `errors::tests` and the end-to-end `causes` tests check it.)
+fn assert_cause(error: &Error, cause: Cause, host: &str) {
+    assert_eq!(error.cause(), Some(cause), "{error:?}");
+    assert_eq!(error.host(), host, "{error:?}");
+    for text in [error.to_string(), format!("{error:?}")] {
+        assert!(
+            !text.contains("secret") && !text.contains("get_dawanka_info"),
+            "{text}"
+        );
+    }
+}
+
+/// A listener whose accept queue is full and never drained: Linux drops the
+/// SYN of every further connect (`tcp_abort_on_overflow` is 0 by default), so
+/// a connect to it neither succeeds nor fails until a timeout. A backlog of 0
+/// holds one connection; probes are queued until one is not answered.
+async fn full_backlog() -> (tokio::net::TcpListener, Vec<TcpStream>, String) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(0).unwrap();
+    let address = listener.local_addr().unwrap();
+    let mut queued = Vec::new();
+    loop {
+        let probe = TcpStream::connect(address);
+        match tokio::time::timeout(Duration::from_millis(100), probe).await {
+            Ok(Ok(stream)) => queued.push(stream),
+            Ok(Err(error)) => panic!("a connect to a full backlog failed at once: {error}"),
+            Err(_) => break,
+        }
+        assert!(queued.len() < 16, "the accept queue never fills");
+    }
+    (listener, queued, format!("http://{address}"))
+}
+
+#[tokio::test]
+async fn a_name_that_does_not_resolve_is_dns_and_the_default_port_is_not_named() {
+    // `.invalid` never resolves (RFC 6761). Here the resolver says so within
+    // milliseconds; a resolver that hung would end at the connect timeout,
+    // which is `dns` too, so the test shortens that timeout to stay fast and
+    // deterministic wherever it runs.
+    let upstream = with_connect_timeout(
+        upstream("http://platform.gamegate-test.invalid/prefix"),
+        SECOND,
+    );
+    let started = std::time::Instant::now();
+    let error = failure(&upstream, Duration::from_secs(5)).await;
+    assert!(started.elapsed() < Duration::from_millis(1_500));
+    assert_cause(&error, Cause::Dns, "platform.gamegate-test.invalid");
+    assert!(
+        matches!(
+            error.kind(),
+            ErrorKind::Resolve(_) | ErrorKind::ResolveTimeout
+        ),
+        "{error:?}"
+    );
+    assert!(!error.request_written());
+}
+
+#[tokio::test]
+async fn a_connect_nobody_answers_is_connect_timeout() {
+    let (_listener, _queued, base) = full_backlog().await;
+    let upstream = with_connect_timeout(upstream(&base), Duration::from_millis(200));
+    let started = std::time::Instant::now();
+    let error = failure(&upstream, Duration::from_secs(5)).await;
+    let elapsed = started.elapsed();
+    assert_cause(&error, Cause::ConnectTimeout, &host_of(&base));
+    assert!(
+        elapsed >= Duration::from_millis(190) && elapsed < Duration::from_secs(2),
+        "{elapsed:?}"
+    );
+    assert!(!error.request_written());
+}
+
+#[tokio::test]
+async fn a_deadline_that_passes_before_the_request_is_written_is_timeout_before_send() {
+    // Already past: nothing is attempted.
+    let server = scripted(vec![vec![Reply::Send(OK_HELLO)]]).await;
+    let error = failure(&upstream(&server.base), Duration::ZERO).await;
+    assert_cause(&error, Cause::TimeoutBeforeSend, &host_of(&server.base));
+    assert_eq!(server.connections.load(Ordering::SeqCst), 0);
+
+    // Shorter than the connect: it passes while connecting (the connect
+    // timeout, 3 s, is far off).
+    let (_listener, _queued, base) = full_backlog().await;
+    let started = std::time::Instant::now();
+    let error = failure(&upstream(&base), Duration::from_millis(150)).await;
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert_cause(&error, Cause::TimeoutBeforeSend, &host_of(&base));
+    assert!(error.is_timeout() && !error.request_written());
+}
+
+#[tokio::test]
+async fn a_platform_that_reads_the_request_and_stalls_is_timeout_after_send() {
+    let mut server = scripted(vec![vec![Reply::Hang]]).await;
+    let error = failure(&upstream(&server.base), Duration::from_millis(200)).await;
+    assert_cause(&error, Cause::TimeoutAfterSend, &host_of(&server.base));
+    assert!(error.request_written());
+    // The server did read it.
+    assert!(server.requests.recv().await.is_some());
+}
+
+#[tokio::test]
+async fn certificates_that_cannot_be_trusted_are_tls() {
+    // Trusted, but for another name.
+    let (cert, key) = self_signed(&["other.example"]);
+    let port = tls_server(cert.clone(), key).await;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert).unwrap();
+    let base = format!("https://localhost:{port}");
+    let error = failure(
+        &UpstreamHttp::with_root_certificates(roots)
+            .upstream(&base)
+            .unwrap(),
+        SECOND,
+    )
+    .await;
+    assert_cause(&error, Cause::Tls, &format!("localhost:{port}"));
+    assert!(!error.request_written());
+
+    // For this name, but signed by nobody the client trusts.
+    let (cert, key) = self_signed(&["localhost"]);
+    let port = tls_server(cert, key).await;
+    let (other, _) = self_signed(&["localhost"]);
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(other).unwrap();
+    let error = failure(
+        &UpstreamHttp::with_root_certificates(roots)
+            .upstream(&format!("https://localhost:{port}"))
+            .unwrap(),
+        SECOND,
+    )
+    .await;
+    assert_cause(&error, Cause::Tls, &format!("localhost:{port}"));
+}
+
+#[tokio::test]
+async fn a_platform_that_resets_the_connection_is_reset() {
+    let server = scripted(vec![vec![Reply::Reset]]).await;
+    let error = failure(&upstream(&server.base), SECOND).await;
+    assert_cause(&error, Cause::Reset, &host_of(&server.base));
+    assert!(
+        matches!(error.kind(), ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::ConnectionReset),
+        "{error:?}"
+    );
+    assert!(error.request_written() && !error.answer_malformed());
+}
+
+#[tokio::test]
+async fn a_platform_that_closes_before_its_answer_is_complete_is_closed_early() {
+    // Mid-answer: the gateway calls it a malformed answer, the cause says how.
+    const CUT: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhel";
+    let server = scripted(vec![vec![Reply::SendAndClose(CUT)]]).await;
+    let error = failure(&upstream(&server.base), SECOND).await;
+    assert_cause(&error, Cause::ClosedEarly, &host_of(&server.base));
+    assert!(error.answer_malformed());
+    // Before any byte of an answer.
+    let server = scripted(vec![vec![Reply::Close]]).await;
+    let error = failure(&upstream(&server.base), SECOND).await;
+    assert_cause(&error, Cause::ClosedEarly, &host_of(&server.base));
+    assert!(error.request_written() && !error.answer_malformed());
+}
+
+#[tokio::test]
+async fn an_answer_that_is_not_http_is_malformed_answer() {
+    let server = scripted(vec![vec![Reply::Send(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")]]).await;
+    let error = failure(&upstream(&server.base), SECOND).await;
+    assert_cause(&error, Cause::MalformedAnswer, &host_of(&server.base));
+    assert!(error.answer_malformed());
+}
+
+#[tokio::test]
+async fn an_http_error_status_is_no_transport_failure() {
+    const UNAVAILABLE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n";
+    let server = scripted(vec![vec![Reply::Send(UNAVAILABLE)]]).await;
+    let error = failure(&upstream(&server.base), SECOND).await;
+    assert_eq!((error.status(), error.cause()), (Some(503), None));
+    assert_eq!(error.host(), host_of(&server.base));
 }

@@ -83,6 +83,7 @@ pub(crate) fn read_token_answer(appid: &str, body: &[u8]) -> Result<IssuedToken,
             platform: PLATFORM,
             endpoint: TOKEN_PATH.into(),
             detail: "access_token is missing".into(),
+            transport: None,
         });
     };
     let expires_in = envelope_code(&answer, "expires_in")

@@ -257,6 +257,7 @@ pub(crate) fn read_answer(
             platform: PLATFORM,
             endpoint: route.path.clone(),
             detail: error.to_string(),
+            transport: None,
         })?
     } else {
         answer.body.to_vec()
