@@ -26,6 +26,7 @@ fn gamegate_files() -> Result<Vec<String>, Box<dyn std::error::Error>> {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
+    build_commit();
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
 
     let mut compiler = protox::Compiler::new(["proto", "proto/vendor"])?;
@@ -131,4 +132,30 @@ fn rust_ident(name: &str) -> String {
     } else {
         name.to_string()
     }
+}
+
+/// `GAMEGATE_COMMIT` for `gamegate_build_info`: taken from the environment
+/// (a Docker build without `.git` passes it as a build argument), else from
+/// git, else `unknown`.
+fn build_commit() {
+    println!("cargo:rerun-if-env-changed=GAMEGATE_COMMIT");
+    let commit = std::env::var("GAMEGATE_COMMIT").ok().or_else(|| {
+        // Rebuilt when HEAD moves: the file HEAD names, and HEAD itself.
+        println!("cargo:rerun-if-changed=.git/HEAD");
+        if let Ok(head) = std::fs::read_to_string(".git/HEAD")
+            && let Some(reference) = head.trim().strip_prefix("ref: ")
+        {
+            println!("cargo:rerun-if-changed=.git/{reference}");
+        }
+        let output = std::process::Command::new("git")
+            .args(["rev-parse", "--short=12", "HEAD"])
+            .output()
+            .ok()?;
+        let commit = String::from_utf8(output.stdout).ok()?.trim().to_string();
+        (output.status.success() && !commit.is_empty()).then_some(commit)
+    });
+    println!(
+        "cargo:rustc-env=GAMEGATE_COMMIT={}",
+        commit.unwrap_or_else(|| "unknown".into())
+    );
 }

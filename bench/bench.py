@@ -478,6 +478,7 @@ def cmd_report(env_path, out_path):
     w(f"| gamegate | `{g('gateway_cmd')}`, {g('gateway_threads')} threads (one tokio worker: "
       "the process sees one core), default log level (info: nothing logged per successful call), "
       "one registered caller (its bearer token checked on every call) |")
+    w(f"| state store | {g('store', 'memory')} |")
     w(f"| sandbox | `gamegate sandbox`, `GAMEGATE_LOG=warn`, token grace raised to 1 day so that "
       "the direct path's token and gamegate's are both valid |")
     w(f"| load before measuring (`uptime`) | {g('uptime_start')} |")

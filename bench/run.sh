@@ -26,7 +26,16 @@ PROFILE_CALLS=${BENCH_PROFILE_CALLS:-2000}  # calls per path under callgrind
 SB_PORT=${BENCH_SANDBOX_PORT:-18480}
 GW_PORT=${BENCH_GATEWAY_PORT:-18481}
 WORK=${BENCH_WORK:-$ROOT/target/bench}
-RESULTS=${BENCH_RESULTS:-$HERE/RESULTS.md}
+# BENCH_STORE=redis: gamegate's state (the access token, idempotency records) in the machine's
+# Redis (BENCH_REDIS_URL, default redis://127.0.0.1:6379, under a key prefix of this run's own)
+# instead of in memory; its results go to RESULTS-redis.md, to set beside RESULTS.md.
+STORE=${BENCH_STORE:-memory}
+REDIS_URL=${BENCH_REDIS_URL:-redis://127.0.0.1:6379}
+case "$STORE" in
+  memory) RESULTS=${BENCH_RESULTS:-$HERE/RESULTS.md} ;;
+  redis) RESULTS=${BENCH_RESULTS:-$HERE/RESULTS-redis.md} ;;
+  *) echo "BENCH_STORE is memory or redis, not $STORE" >&2; exit 2 ;;
+esac
 # Experiment: BENCH_BIN=path measures that binary instead of building this tree's.
 # Experiment: LD_PRELOAD a shim that sets TCP_NODELAY on gamegate's accepted sockets (what a
 # one-line fix in src/server.rs would do), to measure its effect without touching src/.
@@ -204,6 +213,7 @@ listen = "127.0.0.1:$GW_PORT"
 [[callers]]
 name = "bench"
 token = "$CALLER_TOKEN"
+apps = ["*"]
 
 [qq_minigame]
 base_url = "$SB"
@@ -215,6 +225,16 @@ base_url = "$SB"
 [msdk.apps.100703379]
 msdkkey = "demo-msdk-qq-key-0001"
 EOF
+if [ "$STORE" = redis ]; then
+  command -v redis-cli >/dev/null && [ "$(redis-cli -u "$REDIS_URL" ping 2>/dev/null)" = PONG ] ||
+    die "BENCH_STORE=redis needs a Redis at $REDIS_URL"
+  cat >>"$WORK/gamegate.toml" <<EOF
+
+[store]
+redis_url = "$REDIS_URL"
+key_prefix = "gamegate-bench:$$:"
+EOF
+fi
 
 # gamegate's GAMEGATE_* environment is configuration: GAMEGATE_LOG would be refused there as an
 # unknown field, so gamegate runs at its default level (info; nothing is logged per successful
@@ -257,6 +277,7 @@ start_gateway
 GW_THREADS=$(ls "/proc/$GW_PID/task" | wc -l)
 put gateway_threads "$GW_THREADS"
 put gateway_cmd "gamegate serve --config gamegate.toml${PRELOAD:+ (LD_PRELOAD TCP_NODELAY shim)}"
+put store "$([ "$STORE" = redis ] && echo "redis ($REDIS_URL, redis-server unpinned)" || echo memory)"
 sleep 1
 put rss_idle_mib "$(mib "$(rss_kib "$GW_PID")")"
 

@@ -12,14 +12,14 @@ use std::{
 
 /// The layers, lowest first; modules of one layer may not use each other.
 const LAYERS: &[&[&str]] = &[
-    &["proto"],
+    &["proto", "metrics"],
     &["upstream", "net", "telemetry"],
     &["config", "errors"],
     &["plan", "state", "auth", "policy"],
     &["limits"],
     &["platform"],
     &["core"],
-    &["api"],
+    &["api", "admin"],
     &["app"],
     // The fuzz targets' entry points (the `fuzzing` feature): above everything.
     &["fuzzing"],

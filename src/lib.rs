@@ -5,7 +5,8 @@
 //! modules, lowest first (a module uses only those before it; `layering` below
 //! checks it):
 //!
-//! - [`proto`]: the generated types and the descriptor pool.
+//! - [`proto`]: the generated types and the descriptor pool; [`metrics`]: the
+//!   process's metrics registry, which every layer records into.
 //! - [`upstream`]: the HTTP/1.1 client every platform sends through, with its
 //!   own error type.
 //! - [`net`], [`telemetry`]: accepted connections; logs.
@@ -20,13 +21,15 @@
 //! - [`platform`]: the platform interface, its registry and the three
 //!   platforms (signing, envelopes, codes, tokens).
 //! - [`core`]: `execute`, the protocol-agnostic path of one call.
-//! - [`api`]: the protocol adapters (gRPC; health and reflection).
+//! - [`api`]: the protocol adapters (gRPC; health and reflection); [`admin`]:
+//!   the admin HTTP listener (`/metrics`, `/ready`, `/live`).
 //! - [`app`]: building, serving and draining from a configuration.
 //!
 //! Above them all, and only with the `fuzzing` feature: `fuzzing`, what the
 //! fuzz targets of `fuzz/` run.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod api;
 pub mod app;
 pub mod auth;
@@ -37,6 +40,7 @@ pub mod errors;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod limits;
+pub mod metrics;
 pub mod net;
 pub mod plan;
 pub mod platform;

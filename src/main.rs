@@ -68,7 +68,28 @@ async fn main() -> ExitCode {
         | Command::CheckConfig { config: path } => config::Config::log_format_of(path),
         _ => None,
     };
-    if let Err(error) = telemetry::init_logging(configured_format) {
+    // Spans are exported by a layer of the same subscriber: `serve` reads
+    // `[telemetry]` now (loading the configuration validates it again, and
+    // stops at an error there).
+    let traces = match &command {
+        Command::Serve { config, .. } => {
+            let telemetry = config::Config::telemetry_of(config.as_deref());
+            match telemetry.otlp_endpoint.as_deref() {
+                Some(endpoint) => {
+                    match telemetry::trace::Exporter::start(endpoint, &telemetry.service_name) {
+                        Ok(exporter) => Some(exporter),
+                        Err(error) => {
+                            eprintln!("gamegate: {error}");
+                            return ExitCode::FAILURE;
+                        }
+                    }
+                }
+                None => None,
+            }
+        }
+        _ => None,
+    };
+    if let Err(error) = telemetry::init_logging(configured_format, traces.as_ref()) {
         eprintln!("gamegate: {error}");
         return ExitCode::FAILURE;
     }
@@ -78,6 +99,10 @@ async fn main() -> ExitCode {
         Command::Sandbox { listen } => app::embedded::run_sandbox(listen).await,
         Command::CheckConfig { config } => app::check_config(&config),
     };
+    // The spans of the last calls, before the process ends.
+    if let Some(traces) = traces {
+        traces.shutdown().await;
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {

@@ -118,7 +118,7 @@ fn openid_of(message: &DynamicMessage) -> Option<String> {
 }
 
 /// The code's name as gRPC spells it (`DEADLINE_EXCEEDED`).
-fn code_name(code: Code) -> &'static str {
+pub(super) fn code_name(code: Code) -> &'static str {
     match code {
         Code::Ok => "OK",
         Code::Cancelled => "CANCELLED",

@@ -5,7 +5,10 @@
 //! place among the calls in flight; then it decodes the request as a dynamic
 //! message of the RPC's input type, within the route's size limit, reads the
 //! deadline from `grpc-timeout`, and calls the core, through the idempotency
-//! keys of writes (`idempotency`: a repeat is answered from the record).
+//! keys of writes (`idempotency`: a repeat is answered from the record). Every
+//! gRPC request is served in its call's span (`telemetry::trace`): a child of
+//! the caller's when its metadata names one; its trace id is on every line the
+//! call writes and in the ErrorInfo of the error it returns, if any.
 
 use std::{
     convert::Infallible,
@@ -22,6 +25,7 @@ use tonic::{
     metadata::MetadataMap,
     server::{Grpc, UnaryService},
 };
+use tracing::Instrument;
 
 use arc_swap::ArcSwap;
 
@@ -37,9 +41,10 @@ use crate::{
     core::{self, CallDeadline, Core},
     errors::GatewayError,
     limits::{self, CallsInFlight},
-    net,
+    metrics, net,
     plan::{Route, RouteTable},
     state::{BoxFuture, Store},
+    telemetry::trace,
 };
 
 /// The gRPC service of every routed RPC.
@@ -80,6 +85,9 @@ impl GrpcGateway {
         max_calls_in_flight: usize,
         store: Arc<dyn Store>,
     ) -> Self {
+        for route in routes.routes() {
+            metrics::global().declare_rpc(&route.grpc_path);
+        }
         GrpcGateway {
             inner: Arc::new(Shared {
                 routes,
@@ -132,7 +140,14 @@ where
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let inner = self.inner.clone();
-        Box::pin(async move { Ok(inner.serve(request).await) })
+        // Every call is counted, refusals before its route or its caller is
+        // known included; an unknown path counts as `unknown`.
+        let observed = metrics::global().rpc_started(request.uri().path());
+        Box::pin(async move {
+            let response = inner.serve(request).await;
+            observed.finish(status::outcome_of(&response));
+            Ok(response)
+        })
     }
 }
 
@@ -147,7 +162,38 @@ impl Shared {
         if !is_grpc(request.headers()) {
             return unsupported_media_type();
         }
-        let Some(route) = self.routes.get(request.uri().path()).cloned() else {
+        let route = self.routes.get(request.uri().path()).cloned();
+        let call = trace::CallTrace::start(
+            route.as_ref().map(|route| route.grpc_path.as_str()),
+            request.headers(),
+        );
+        let response = self
+            .serve_call(request, route, received_at)
+            .instrument(call.span().clone())
+            .await;
+        let code = status::grpc_code(&response);
+        let response = match code {
+            0 => response,
+            _ => status::with_trace_id(response, call.trace_id()),
+        };
+        call.end(code);
+        response
+    }
+
+    /// A gRPC request, within its call's span: `route` is the one its path
+    /// names, if any.
+    async fn serve_call<B>(
+        self: Arc<Self>,
+        request: http::Request<B>,
+        route: Option<Arc<Route>>,
+        received_at: Instant,
+    ) -> Response
+    where
+        B: http_body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send,
+    {
+        let Some(route) = route else {
             let path = request.uri().path();
             tracing::debug!(path = %path.escape_debug(), "no such rpc");
             return refusal(GatewayError::MethodUnknown {
@@ -235,6 +281,9 @@ impl UnaryService<DynamicMessage> for RouteHandler {
             let message = Arc::new(message);
             // The one path, as a future the idempotency layer may run in a
             // task of its own (hence owned).
+            // A keyed write runs in a task of the idempotency layer: it
+            // carries the call's span there.
+            let elsewhere = metadata.contains_key(super::idempotency::KEY_METADATA);
             let run = {
                 let (serving, route, caller, message) = (
                     serving.clone(),
@@ -242,12 +291,15 @@ impl UnaryService<DynamicMessage> for RouteHandler {
                     caller.clone(),
                     message.clone(),
                 );
-                async move {
-                    serving
-                        .core
-                        .execute(&route, caller.as_deref(), &message, deadline)
-                        .await
-                }
+                trace::in_call(
+                    async move {
+                        serving
+                            .core
+                            .execute(&route, caller.as_deref(), &message, deadline)
+                            .await
+                    },
+                    elsewhere,
+                )
             };
             let served = idempotency
                 .serve(
@@ -281,7 +333,7 @@ impl UnaryService<DynamicMessage> for RouteHandler {
                     match (outcome, recorded) {
                         // What was recorded is what is sent: a replay sends
                         // the same bytes.
-                        (_, Some(recorded)) => recorded.respond(false),
+                        (_, Some(recorded)) => status::as_recorded(recorded.respond(false)),
                         (Ok(message), None) => Ok(tonic::Response::new(Reply::Message(message))),
                         (Err(error), None) => Err(error.to_status()),
                     }
@@ -294,7 +346,7 @@ impl UnaryService<DynamicMessage> for RouteHandler {
                             .map_or(Ok(()), |failure| Err(failure.as_failure())),
                         true,
                     );
-                    recorded.respond(true)
+                    status::as_recorded(recorded.respond(true))
                 }
             }
         })

@@ -878,6 +878,7 @@ mod tests {
                 platform: Platform::QqMinigame,
                 endpoint: TOKEN_PATH.into(),
                 budget: Duration::from_secs(5),
+                transport: None,
             },
             // The connection was refused before a byte was written.
             unreachable(false),
@@ -897,6 +898,7 @@ mod tests {
                 platform: Platform::QqMinigame,
                 endpoint: write.into(),
                 budget: Duration::from_secs(5),
+                transport: None,
             },
             GatewayError::HttpStatus {
                 platform: Platform::QqMinigame,
@@ -907,6 +909,7 @@ mod tests {
                 platform: Platform::QqMinigame,
                 endpoint: write.into(),
                 detail: "html".into(),
+                transport: None,
             },
             // The request was written: the platform may have applied it.
             unreachable(true),
@@ -915,6 +918,7 @@ mod tests {
                 platform: Platform::Msdk,
                 endpoint: TOKEN_PATH.into(),
                 budget: Duration::from_secs(5),
+                transport: None,
             },
         ] {
             assert_eq!(after(recorded.clone()), AfterCall::Record, "{recorded}");

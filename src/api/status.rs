@@ -3,14 +3,19 @@
 //! limit, a bad frame, no message, an unknown service. `ERRORS.md`: no status
 //! without an ErrorInfo. Only trailers-only responses (the status in the
 //! headers) can carry such statuses here: every error of a unary call is one.
+//! The ErrorInfo of a call's error also carries the call's `trace_id`
+//! ([`with_trace_id`]), so that a caller can quote it; but an answer from an
+//! idempotency record is sent as recorded ([`as_recorded`]): a repeat gets the
+//! bytes of the first answer.
 
 use std::collections::HashMap;
 
 use tonic::{Code, Status};
-use tonic_types::{ErrorDetails, StatusExt};
+use tonic_types::{ErrorDetail, ErrorDetails, StatusExt};
 
 use crate::{
     errors::{GATEWAY_DOMAIN, GatewayError},
+    metrics,
     proto::ErrorReason,
 };
 
@@ -64,6 +69,107 @@ fn complete(status: &Status, request_limit: Option<usize>) -> Status {
             Status::with_error_details(code, status.message(), details)
         }
     }
+}
+
+/// How a call ended, as its response says, for the metrics: the code from
+/// a trailers-only status (every error; a success's status is in its
+/// trailers), and for an error its ErrorInfo reason, one of gamegate's.
+pub fn outcome_of<B>(response: &http::Response<B>) -> metrics::RpcOutcome {
+    let headers = response.headers();
+    let replayed = headers.contains_key(super::idempotency::REPLAYED_METADATA);
+    let code = match headers.get(GRPC_STATUS) {
+        None => Code::Ok,
+        Some(code) if code.as_bytes() == b"0" => Code::Ok,
+        Some(_) => match Status::from_header_map(headers) {
+            Some(status) => {
+                let reason = status.get_details_error_info().map(|info| {
+                    ErrorReason::from_str_name(&format!("ERROR_REASON_{}", info.reason))
+                        .map_or("OTHER", ErrorReason::info_reason)
+                });
+                return metrics::RpcOutcome {
+                    code: super::access::code_name(status.code()),
+                    reason,
+                    replayed,
+                };
+            }
+            None => Code::Unknown,
+        },
+    };
+    metrics::RpcOutcome {
+        code: super::access::code_name(code),
+        reason: None,
+        replayed,
+    }
+}
+
+/// The ErrorInfo metadata key of a call's trace id.
+pub const TRACE_ID_METADATA: &str = "trace_id";
+
+/// Marks, between the handler and [`with_trace_id`], a status that is an
+/// idempotency record's; never sent.
+const RECORDED_MARKER: &str = "gamegate-internal-recorded";
+
+/// `answer`, an idempotency record's, to be sent exactly as recorded:
+/// [`with_trace_id`] leaves its status alone.
+pub fn as_recorded<T>(answer: Result<T, Status>) -> Result<T, Status> {
+    answer.map_err(|mut status| {
+        status.metadata_mut().insert(
+            RECORDED_MARKER,
+            tonic::metadata::MetadataValue::from_static("1"),
+        );
+        status
+    })
+}
+
+/// `grpc-status`, looked up without parsing its name.
+const GRPC_STATUS_NAME: http::HeaderName = http::HeaderName::from_static(GRPC_STATUS);
+
+/// `response` with `trace_id` in the ErrorInfo metadata of its status, when
+/// it is an error (trailers-only, with ErrorInfo: every error of a call by
+/// then) without one, and not an idempotency record's ([`as_recorded`]).
+/// Successes pass untouched, at the cost of one header lookup.
+pub fn with_trace_id<B>(mut response: http::Response<B>, trace_id: &str) -> http::Response<B> {
+    let headers = response.headers();
+    match headers.get(GRPC_STATUS_NAME) {
+        None => return response,
+        Some(code) if code.as_bytes() == b"0" => return response,
+        Some(_) => {}
+    }
+    if response.headers_mut().remove(RECORDED_MARKER).is_some() {
+        return response;
+    }
+    let Some(status) = Status::from_header_map(response.headers()) else {
+        return response;
+    };
+    let mut details = status.get_error_details_vec();
+    let Some(info) = details.iter_mut().find_map(|detail| match detail {
+        ErrorDetail::ErrorInfo(info) => Some(info),
+        _ => None,
+    }) else {
+        return response;
+    };
+    if info.metadata.contains_key(TRACE_ID_METADATA) {
+        return response;
+    }
+    info.metadata
+        .insert(TRACE_ID_METADATA.to_string(), trace_id.to_string());
+    let traced = Status::with_error_details_vec(status.code(), status.message(), details);
+    let headers = response.headers_mut();
+    headers.remove("grpc-message");
+    if traced.add_header(headers).is_err() {
+        tracing::debug!("a status could not be written as headers");
+    }
+    response
+}
+
+/// The gRPC status code of a response: a trailers-only status's, else OK
+/// (a unary call's errors are all trailers-only).
+pub fn grpc_code<B>(response: &http::Response<B>) -> i32 {
+    response
+        .headers()
+        .get(GRPC_STATUS_NAME)
+        .and_then(|code| code.to_str().ok()?.parse().ok())
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -123,5 +229,43 @@ mod tests {
         );
         let ok = with_error_info(http::Response::new(()), None);
         assert!(ok.headers().is_empty());
+    }
+
+    #[test]
+    fn an_errors_error_info_gets_the_trace_id_and_keeps_the_rest() {
+        let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+        let overloaded = GatewayError::Overloaded { limit: 8 }.to_status();
+        let before = overloaded.get_error_details();
+        let response = with_trace_id(tonic_status(overloaded), trace_id);
+        assert_eq!(grpc_code(&response), Code::ResourceExhausted as i32);
+        let status = Status::from_header_map(response.headers()).unwrap();
+        let details = status.get_error_details();
+        let info = details.error_info().expect("ErrorInfo");
+        assert_eq!(info.metadata[TRACE_ID_METADATA], trace_id);
+        assert_eq!(info.reason, before.error_info().unwrap().reason);
+        assert_eq!(
+            details.retry_info().and_then(|r| r.retry_delay),
+            before.retry_info().and_then(|r| r.retry_delay),
+        );
+        assert!(details.retry_info().is_some(), "RetryInfo kept");
+        let ok = with_trace_id(http::Response::new(()), trace_id);
+        assert!(ok.headers().is_empty());
+        assert_eq!(grpc_code(&ok), 0);
+    }
+
+    #[test]
+    fn a_recorded_status_is_sent_as_recorded() {
+        let recorded = GatewayError::Overloaded { limit: 8 }.to_status();
+        let details = recorded.details().to_vec();
+        let Err(marked) = as_recorded::<()>(Err(recorded)) else {
+            unreachable!()
+        };
+        let response = with_trace_id(tonic_status(marked), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert!(
+            !response.headers().contains_key(RECORDED_MARKER),
+            "never sent"
+        );
+        let status = Status::from_header_map(response.headers()).unwrap();
+        assert_eq!(status.details(), &details[..], "the same bytes");
     }
 }

@@ -26,6 +26,7 @@ use tower_http::timeout::RequestBodyTimeoutLayer;
 
 pub use self::run::{check_config, run};
 use crate::{
+    admin,
     api::{
         self,
         access::AccessLog,
@@ -89,6 +90,7 @@ pub fn serving_from(
         tracing::warn!("no callers are configured: any client may call gamegate with any app");
     }
     let platforms = PlatformRegistry::from_config(config, http, store)?;
+    register_platform_addresses(config);
     Ok(Serving {
         callers,
         core: Core::new(platforms),
@@ -97,6 +99,30 @@ pub fn serving_from(
             openid: config.log_openid,
         },
     })
+}
+
+/// Each configured platform's host and port, for the upstream spans
+/// (`server.address`, `server.port`).
+fn register_platform_addresses(config: &Config) {
+    let base_urls = [
+        (
+            proto::Platform::QqMinigame,
+            config.qq_minigame.as_ref().map(|p| p.base_url.as_str()),
+        ),
+        (
+            proto::Platform::QqOpenapi,
+            config.qq_openapi.as_ref().map(|p| p.base_url.as_str()),
+        ),
+        (
+            proto::Platform::Msdk,
+            config.msdk.as_ref().map(|p| p.base_url.as_str()),
+        ),
+    ];
+    for (platform, base_url) in base_urls {
+        if let Some(base) = base_url.and_then(|url| crate::upstream::BaseUrl::parse(url).ok()) {
+            crate::telemetry::trace::set_platform_address(platform, &base.host, base.port);
+        }
+    }
 }
 
 /// How long idempotency records are kept, and how long a write may run
@@ -232,6 +258,23 @@ pub async fn serve_with_tls(
         tls.clone(),
     ));
     let _stop_reloads = AbortOnDrop(reloader);
+    let readiness = admin::Readiness::default();
+    let _stop_admin = match config.admin_listen {
+        Some(addr) => {
+            let listener = admin::bind(addr)
+                .await
+                .map_err(|source| ServeError::Listen { addr, source })?;
+            let bound = listener.local_addr().unwrap_or(addr);
+            tracing::info!(addr = %bound, "admin listener is serving (/metrics, /ready, /live)");
+            let readiness = readiness.clone();
+            Some(AbortOnDrop(tokio::spawn(async move {
+                if let Err(error) = admin::serve(listener, readiness).await {
+                    tracing::error!(%error, "the admin listener stopped");
+                }
+            })))
+        }
+        None => None,
+    };
     let grace = config.shutdown_grace();
     let drain_delay = Duration::from_millis(config.drain_delay_ms);
     let (closing_tx, closing_rx) = oneshot::channel::<Closing>();
@@ -240,6 +283,7 @@ pub async fn serve_with_tls(
         shutdown.await;
         let signalled_at = Instant::now();
         // Tell meshes first, so that they stop routing here.
+        readiness.not_serving();
         api::health::announce_not_serving(&health, &services).await;
         tracing::info!(
             drain_delay_ms = drain_delay.as_millis() as u64,
@@ -343,6 +387,7 @@ impl Drop for AbortOnDrop {
 #[derive(Debug, PartialEq)]
 struct Running {
     listen: SocketAddr,
+    admin_listen: Option<SocketAddr>,
     listener: ListenerLimits,
     max_calls_in_flight: usize,
     tls: Option<TlsConfig>,
@@ -351,12 +396,15 @@ struct Running {
     shutdown_grace_ms: u64,
     /// Where the store is (its URLs and prefix).
     store: Option<(Vec<String>, String)>,
+    /// Where spans go: read once, with the log subscriber.
+    telemetry: crate::config::TelemetryConfig,
 }
 
 impl Running {
     fn of(config: &Config) -> Running {
         Running {
             listen: config.listen,
+            admin_listen: config.admin_listen,
             listener: config.listener.clone(),
             max_calls_in_flight: config.limits.max_calls_in_flight,
             tls: config.tls.clone(),
@@ -369,6 +417,7 @@ impl Running {
                     store.key_prefix.clone(),
                 )
             }),
+            telemetry: config.telemetry.clone(),
         }
     }
 
@@ -381,6 +430,7 @@ impl Running {
             }
         };
         differs(self.listen != new.listen, "listen");
+        differs(self.admin_listen != new.admin_listen, "admin_listen");
         differs(self.listener != new.listener, "listener");
         differs(
             self.max_calls_in_flight != new.max_calls_in_flight,
@@ -397,6 +447,7 @@ impl Running {
             "shutdown_grace_ms",
         );
         differs(self.store != new.store, "store");
+        differs(self.telemetry != new.telemetry, "telemetry");
         keys
     }
 }

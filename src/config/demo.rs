@@ -20,6 +20,7 @@ impl Config {
     pub fn demo(listen: SocketAddr, sandbox_url: &str) -> Config {
         Config {
             listen,
+            admin_listen: None,
             // One developer at a terminal, no load balancer to tell.
             drain_delay_ms: 0,
             shutdown_grace_ms: default_shutdown_grace_ms(),
@@ -30,6 +31,7 @@ impl Config {
             callers: Vec::new(),
             tls: None,
             store: None,
+            telemetry: Default::default(),
             qq_minigame: Some(MiniGamePlatform {
                 base_url: sandbox_url.to_string(),
                 budget_ms: default_minigame_budget_ms(),

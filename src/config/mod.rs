@@ -110,6 +110,10 @@ pub struct Config {
     /// The gRPC listen address.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
+    /// The admin HTTP listener (`/metrics`, `/ready`, `/live`); off without
+    /// it. Keep it on loopback or the pod network, never public.
+    #[serde(default)]
+    pub admin_listen: Option<SocketAddr>,
     /// After SIGTERM/SIGINT, how long gamegate keeps accepting and serving
     /// while health says NOT_SERVING, so that probes and load balancers move
     /// away before the listener closes.
@@ -143,6 +147,9 @@ pub struct Config {
     /// Where replicas share state (Redis); in this process's memory without it.
     #[serde(default)]
     pub store: Option<StoreConfig>,
+    /// Traces: where spans are exported (nowhere by default).
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
     /// QQ mini-game server API.
     #[serde(default)]
     pub qq_minigame: Option<MiniGamePlatform>,
@@ -326,6 +333,63 @@ pub struct OpenApiApp {
     pub appkey_file: Option<PathBuf>,
 }
 
+/// `[telemetry]`: where the spans of calls go. Without `otlp_endpoint`
+/// nothing is exported; every call still has a trace id (its log lines and
+/// error statuses carry it).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// An OpenTelemetry collector's OTLP/gRPC endpoint, `http://host:4317` or
+    /// `https://host:4317`: spans are sent to it in batches.
+    #[serde(default)]
+    pub otlp_endpoint: Option<String>,
+    /// The `service.name` of the exported spans.
+    #[serde(default = "default_service_name")]
+    pub service_name: String,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        TelemetryConfig {
+            otlp_endpoint: None,
+            service_name: default_service_name(),
+        }
+    }
+}
+
+fn default_service_name() -> String {
+    "gamegate".to_string()
+}
+
+impl TelemetryConfig {
+    /// `otlp_endpoint` is an `http(s)://host[:port]` URL (a gRPC endpoint has
+    /// no path, and a password in it would be logged); `service_name` is set.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(endpoint) = &self.otlp_endpoint {
+            let problem = "is not an OTLP/gRPC endpoint: write http://host:port or \
+                           https://host:port (no path, query or user)";
+            let uri: http::Uri = endpoint
+                .parse()
+                .map_err(|_| ConfigError::invalid("telemetry.otlp_endpoint", problem))?;
+            let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
+            let host_ok = uri.authority().is_some_and(|authority| {
+                !authority.host().is_empty() && !authority.as_str().contains('@')
+            });
+            let no_path = matches!(uri.path(), "" | "/") && uri.query().is_none();
+            if !(scheme_ok && host_ok && no_path) {
+                return Err(ConfigError::invalid("telemetry.otlp_endpoint", problem));
+            }
+        }
+        if self.service_name.trim().is_empty() || self.service_name.len() > 255 {
+            return Err(ConfigError::invalid(
+                "telemetry.service_name",
+                "must have 1 to 255 characters",
+            ));
+        }
+        Ok(())
+    }
+}
+
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 50051))
 }
@@ -392,6 +456,25 @@ impl Config {
         document.get("log_format")?.as_str()?.parse().ok()
     }
 
+    /// The `[telemetry]` section of `path` (if given) and the environment,
+    /// read before the rest (tracing is part of the log subscriber, which is
+    /// installed before the configuration is loaded). A section that does
+    /// not parse or validate reads as the default (nothing exported) here;
+    /// loading the configuration reports why.
+    pub fn telemetry_of(path: Option<&Path>) -> TelemetryConfig {
+        let mut figment = Figment::new();
+        if let Some(path) = path {
+            figment = figment.merge(Toml::file(path));
+        }
+        let sources = source::Sources::new(path);
+        figment
+            .merge(source::Environment::configuration(&sources))
+            .extract_inner::<TelemetryConfig>("telemetry")
+            .ok()
+            .filter(|telemetry| telemetry.validate().is_ok())
+            .unwrap_or_default()
+    }
+
     /// Every rule a configuration must keep before a port is bound, checked
     /// on the configuration as read (its secret files read too).
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -424,6 +507,21 @@ impl Config {
             1..=1_000_000,
         )?;
         check_range("drain_delay_ms", self.drain_delay_ms, 0..=300_000)?;
+        if let Some(admin) = self.admin_listen
+            && admin.port() != 0
+            && admin.port() == self.listen.port()
+            && (admin.ip() == self.listen.ip()
+                || admin.ip().is_unspecified()
+                || self.listen.ip().is_unspecified())
+        {
+            return Err(ConfigError::invalid(
+                "admin_listen",
+                format!(
+                    "is {admin}: the gRPC listener ({}) has that port",
+                    self.listen
+                ),
+            ));
+        }
         check_range("shutdown_grace_ms", self.shutdown_grace_ms, 0..=600_000)?;
         let answer_bytes = 1024..=64 * 1024 * 1024;
         let budget_ms = 1..=60_000;
@@ -478,6 +576,7 @@ impl Config {
         if let Some(tls) = &self.tls {
             tls.validate()?;
         }
+        self.telemetry.validate()?;
         if let Some(store) = &self.store {
             store.validate()?;
             // A record must outlive the claim of the longest call.
@@ -818,6 +917,7 @@ mod environment_tests {
             top_level_keys(),
             [
                 "listen",
+                "admin_listen",
                 "drain_delay_ms",
                 "shutdown_grace_ms",
                 "log_format",
@@ -827,6 +927,7 @@ mod environment_tests {
                 "callers",
                 "tls",
                 "store",
+                "telemetry",
                 "qq_minigame",
                 "qq_openapi",
                 "msdk",
@@ -941,6 +1042,66 @@ mod environment_tests {
                 !error.contains("0123456789"),
                 "the secret is quoted: {error}"
             );
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn the_telemetry_section_is_an_otlp_url_from_the_file_or_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "gamegate.toml",
+                "[telemetry]\notlp_endpoint = \"http://127.0.0.1:4317\"\n",
+            )?;
+            let path = Path::new("gamegate.toml");
+            let config =
+                Config::load(Some(path)).map_err(|e| figment::Error::from(e.to_string()))?;
+            assert_eq!(
+                config.telemetry.otlp_endpoint.as_deref(),
+                Some("http://127.0.0.1:4317")
+            );
+            assert_eq!(config.telemetry.service_name, "gamegate");
+            assert_eq!(Config::telemetry_of(Some(path)), config.telemetry);
+
+            jail.set_env(
+                "GAMEGATE_TELEMETRY__OTLP_ENDPOINT",
+                "https://otel.internal:4317",
+            );
+            jail.set_env("GAMEGATE_TELEMETRY__SERVICE_NAME", "gamegate-eu");
+            let telemetry = Config::telemetry_of(Some(path));
+            assert_eq!(
+                telemetry.otlp_endpoint.as_deref(),
+                Some("https://otel.internal:4317")
+            );
+            assert_eq!(telemetry.service_name, "gamegate-eu");
+
+            for bad in [
+                "127.0.0.1:4317",
+                "grpc://127.0.0.1:4317",
+                "http://127.0.0.1:4317/v1/traces",
+                "http://user:pass@127.0.0.1:4317",
+            ] {
+                jail.set_env("GAMEGATE_TELEMETRY__OTLP_ENDPOINT", bad);
+                let error = Config::load(Some(path)).expect_err(bad).to_string();
+                assert!(
+                    error.contains(
+                        "environment variable GAMEGATE_TELEMETRY__OTLP_ENDPOINT: \
+                         telemetry.otlp_endpoint is not an OTLP/gRPC endpoint"
+                    ),
+                    "{error}"
+                );
+                assert!(!error.contains("pass"), "{error}");
+                // Read early, a bad section exports nothing.
+                assert_eq!(Config::telemetry_of(Some(path)).otlp_endpoint, None);
+            }
+            jail.clear_env();
+            jail.create_file(
+                "gamegate.toml",
+                "listen = \"127.0.0.1:0\"\n[telemetry]\notlp_endpoint = \"ftp://x\"\n",
+            )?;
+            let error = Config::load(Some(path)).expect_err("ftp").to_string();
+            assert!(error.contains("gamegate.toml:3:"), "{error}");
             Ok(())
         });
     }

@@ -18,13 +18,56 @@ use tokio::time::Instant;
 
 use crate::{
     config::Config,
-    errors::{GatewayError, platform_name},
+    errors::{GatewayError, TransportFailure, platform_name},
+    metrics,
     plan::{Route, UpstreamRequest},
     policy::RetryPolicy,
     proto::Platform,
     state::Store,
     upstream::{self, OutgoingBody, Upstream, UpstreamAnswer, UpstreamCall, UpstreamHttp},
 };
+
+/// What one attempt got back, for the metrics.
+fn attempt_outcome(result: &Result<Map<String, Json>, GatewayError>) -> metrics::AttemptOutcome {
+    use metrics::AttemptOutcome;
+    let error = match result {
+        Ok(_) => return AttemptOutcome::OK,
+        Err(error) => error,
+    };
+    let none = AttemptOutcome {
+        http_status: "none",
+        platform_code_class: "none",
+        cause: "none",
+    };
+    // A transport failure names its cause (a cut answer is `closed_early`,
+    // not malformed); a malformed answer without one is valid HTTP whose body
+    // is not the documented JSON.
+    if let Some((cause, _host)) = error.transport_cause() {
+        return AttemptOutcome {
+            cause: cause.as_str(),
+            ..none
+        };
+    }
+    match error {
+        // The platform answered, with a code other than its success.
+        GatewayError::Upstream(_) => AttemptOutcome {
+            platform_code_class: error.reason().info_reason(),
+            ..AttemptOutcome::OK
+        },
+        GatewayError::HttpStatus { status, .. } => AttemptOutcome {
+            http_status: metrics::http_status_label(*status),
+            ..none
+        },
+        GatewayError::Malformed { .. } => AttemptOutcome {
+            cause: upstream::Cause::MalformedAnswer.as_str(),
+            ..none
+        },
+        _ => AttemptOutcome {
+            cause: "other",
+            ..none
+        },
+    }
+}
 
 /// One platform's client: a declared route's request in, the platform's
 /// successful answer (its JSON object) or its error out.
@@ -71,9 +114,21 @@ impl ConfiguredPlatform {
         request: &UpstreamRequest,
         deadline: Instant,
     ) -> Result<Map<String, Json>, GatewayError> {
+        let endpoint = metrics::global().endpoint(platform_name(route.platform), &route.path);
+        endpoint.requested();
+        let mut attempts = 0u32;
         self.retry
             .run(route.idempotent, deadline, &route.path, || {
-                self.client.call(route, request, deadline)
+                let retry = attempts > 0;
+                attempts += 1;
+                let started = Instant::now();
+                let attempt = self.client.call(route, request, deadline);
+                let endpoint = &endpoint;
+                async move {
+                    let result = attempt.await;
+                    endpoint.attempted(retry, started.elapsed(), attempt_outcome(&result));
+                    result
+                }
             })
             .await
     }
@@ -170,22 +225,37 @@ fn route_call<'a>(
     }
 }
 
-/// Sends `call` to `platform`'s `endpoint`; a transport failure becomes the
-/// gateway error that names them (never the target: it holds secrets).
+/// Sends `call` to `platform`'s `endpoint`, in the attempt's client span; a
+/// transport failure becomes the gateway error that names them (never the
+/// target: it holds secrets).
 async fn send(
     upstream: &Upstream,
     platform: Platform,
     endpoint: &str,
     call: UpstreamCall<'_>,
 ) -> Result<UpstreamAnswer, GatewayError> {
+    use tracing::Instrument;
     let budget = call.deadline.saturating_duration_since(Instant::now());
-    upstream
-        .send(call)
-        .await
-        .map_err(|error| transport_error(platform, endpoint, budget, error))
+    let attempt =
+        crate::telemetry::trace::UpstreamAttempt::start(platform, call.method.as_str(), endpoint);
+    match upstream.send(call).instrument(attempt.span()).await {
+        // `Upstream::send` answers 2xx only, and the platforms' is 200.
+        Ok(answer) => {
+            attempt.answered(200);
+            Ok(answer)
+        }
+        Err(error) => {
+            let status = error.status();
+            let error = transport_error(platform, endpoint, budget, error);
+            attempt.failed(status, error.reason().info_reason());
+            Err(error)
+        }
+    }
 }
 
-/// A transport failure as the gateway reports it.
+/// A transport failure as the gateway reports it: the cause and the host of
+/// the failure stay with the error (an `Unreachable` keeps the upstream error
+/// itself); an HTTP error status has neither.
 pub fn transport_error(
     platform: Platform,
     endpoint: &str,
@@ -205,6 +275,7 @@ pub fn transport_error(
             platform,
             endpoint,
             detail: error.to_string(),
+            transport: TransportFailure::of(&error),
         };
     }
     if error.is_timeout() {
@@ -212,6 +283,7 @@ pub fn transport_error(
             platform,
             endpoint,
             budget,
+            transport: TransportFailure::of(&error),
         };
     }
     GatewayError::Unreachable {

@@ -237,12 +237,14 @@ impl TokenState {
 
     async fn fetch_and_store(self: Arc<Self>) -> Result<Arc<AccessToken>, GatewayError> {
         let fetched_at = Instant::now();
-        let outcome = self.source.fetch().await.map(|issued| {
-            let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
-            let token = Arc::new(AccessToken::issued(issued, generation, fetched_at));
-            self.current.store(Some(token.clone()));
-            token
-        });
+        let outcome = super::fetch_counted(&self.scope, self.source.as_ref())
+            .await
+            .map(|issued| {
+                let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
+                let token = Arc::new(AccessToken::issued(issued, generation, fetched_at));
+                self.current.store(Some(token.clone()));
+                token
+            });
         if let Err(error) = &outcome {
             tracing::warn!(
                 platform = platform_name(self.scope.platform),

@@ -54,6 +54,28 @@ pub(crate) fn spawn_shared_fetch(
     joined.shared()
 }
 
+/// One fetch of `scope`'s token from `source`, counted in the metrics (a
+/// fetched token's age counts from now).
+pub(crate) async fn fetch_counted(
+    scope: &TokenScope,
+    source: &dyn TokenSource,
+) -> Result<IssuedToken, GatewayError> {
+    let fetched = source.fetch().await;
+    let platform = crate::errors::platform_name(scope.platform);
+    crate::metrics::global().token_refreshed(platform, &scope.app_id, fetched.is_ok());
+    if fetched.is_ok() {
+        crate::metrics::global().token_in_use(platform, &scope.app_id, unix_ms());
+    }
+    fetched
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// A token as the platform issued it.
 pub struct IssuedToken {
     pub value: SecretString,

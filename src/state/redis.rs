@@ -48,7 +48,10 @@ use super::{
     AccessToken, AccessTokens, BoxFuture, Claim, IdempotencyKey, IssuedToken, MemoryStore,
     SharedFetch, Store, TokenScope, TokenSource, spawn_shared_fetch,
 };
-use crate::errors::{GatewayError, platform_name};
+use crate::{
+    errors::{GatewayError, platform_name},
+    metrics,
+};
 
 /// Where the store connects, and how long a command may take.
 #[derive(Debug, Clone)]
@@ -327,12 +330,14 @@ impl Reachability {
     }
 
     fn reached(&self) {
+        metrics::global().redis_reachable(true);
         if self.down.swap(false, Ordering::AcqRel) {
             tracing::info!("redis is reachable again: the fleet's state is shared again");
         }
     }
 
     fn lost(&self, error: &Unavailable) {
+        metrics::global().redis_reachable(false);
         self.retry_at_ms.store(
             unix_ms() + RETRY_EVERY.as_millis() as u64,
             Ordering::Release,
@@ -386,7 +391,10 @@ impl Store for RedisStore {
         Box::pin(async move {
             match self.inner.claim(&key, window, lease).await {
                 Ok(claim) => claim,
-                Err(_) => self.inner.fallback.claim(&key, window, lease).await,
+                Err(_) => {
+                    metrics::global().store_fell_back("claim");
+                    self.inner.fallback.claim(&key, window, lease).await
+                }
             }
         })
     }
@@ -405,6 +413,7 @@ impl Store for RedisStore {
                 .await
                 .is_err()
             {
+                metrics::global().store_fell_back("record");
                 self.inner.fallback.record(&key, outcome, window).await;
             }
         })
@@ -414,6 +423,7 @@ impl Store for RedisStore {
         let key = key.clone();
         Box::pin(async move {
             if self.inner.release(&key).await.is_err() {
+                metrics::global().store_fell_back("release");
                 self.inner.fallback.release(&key).await;
             }
         })
@@ -614,9 +624,11 @@ impl Seal {
     }
 }
 
-/// A token as Redis holds it: `<id>|<refresh at ms>|<expires at ms>|<sealed>`.
+/// A token as Redis holds it:
+/// `<id>|<refresh at ms>|<expires at ms>|<issued at ms>|<sealed>`.
 struct StoredToken {
     id: u64,
+    issued_at_ms: u64,
     refresh_at_ms: u64,
     expires_at_ms: u64,
     value: SecretString,
@@ -624,13 +636,15 @@ struct StoredToken {
 
 impl StoredToken {
     fn parse(text: &str, seal: &Seal, associated: &str) -> Option<StoredToken> {
-        let mut parts = text.splitn(4, '|');
+        let mut parts = text.splitn(5, '|');
         let id = u64::from_str_radix(parts.next()?, 16).ok()?;
         let refresh_at_ms = parts.next()?.parse().ok()?;
         let expires_at_ms = parts.next()?.parse().ok()?;
+        let issued_at_ms = parts.next()?.parse().ok()?;
         let value = seal.open(parts.next()?, associated)?;
         Some(StoredToken {
             id,
+            issued_at_ms,
             refresh_at_ms,
             expires_at_ms,
             value,
@@ -765,7 +779,10 @@ impl FleetTokens {
                     Ok(token)
                 }
                 // No token to serve: this process fetches for itself.
-                None => self.fetch_here().await,
+                None => {
+                    metrics::global().store_fell_back("token");
+                    self.fetch_here().await
+                }
             },
         };
         if let Ok(token) = &outcome {
@@ -773,6 +790,16 @@ impl FleetTokens {
         }
         *self.fetching.lock().unwrap_or_else(|e| e.into_inner()) = None;
         outcome
+    }
+
+    /// A token another replica (or this one, earlier) stored, taken into use.
+    fn adopt(&self, stored: &StoredToken) -> Arc<AccessToken> {
+        metrics::global().token_in_use(
+            platform_name(self.scope.platform),
+            &self.scope.app_id,
+            stored.issued_at_ms,
+        );
+        Arc::new(stored.to_access_token())
     }
 
     /// The current token if it stays valid for a while yet (longer than a
@@ -809,12 +836,13 @@ impl FleetTokens {
         // margin. A holder that dies frees it by this lease.
         let lease = self.source.timeout() + Duration::from_secs(1);
         let until = Instant::now() + lease + Duration::from_secs(1);
+        let mut waited = false;
         loop {
             let stored = self.read().await?;
             if let Some(stored) = &stored
                 && stored.is_fresh()
             {
-                return Ok(Ok(Arc::new(stored.to_access_token())));
+                return Ok(Ok(self.adopt(stored)));
             }
             let owner = format!("{:016x}", rand::random::<u64>());
             let locked = {
@@ -856,11 +884,16 @@ impl FleetTokens {
                     unix_ms() + FLEET_CHECK_EVERY.as_millis() as u64,
                     Ordering::Release,
                 );
-                return Ok(Ok(Arc::new(stored.to_access_token())));
+                return Ok(Ok(self.adopt(&stored)));
             }
             if Instant::now() >= until {
                 // The holder neither stored a token nor let go in time.
                 return Ok(self.fetch_here().await);
+            }
+            if !waited {
+                waited = true;
+                metrics::global()
+                    .token_lock_waited(platform_name(self.scope.platform), &self.scope.app_id);
             }
             sleep(WAIT_POLL).await;
         }
@@ -872,10 +905,10 @@ impl FleetTokens {
         if let Ok(Some(stored)) = self.read().await
             && stored.is_fresh()
         {
-            return Ok(Arc::new(stored.to_access_token()));
+            return Ok(self.adopt(&stored));
         }
         let fetched_at_ms = unix_ms();
-        let issued = self.source.fetch().await?;
+        let issued = super::fetch_counted(&self.scope, self.source.as_ref()).await?;
         let id = rand::random::<u64>();
         let token = AccessToken::issued(
             IssuedToken {
@@ -890,7 +923,7 @@ impl FleetTokens {
         let expires_at_ms = fetched_at_ms + lifetime.as_millis() as u64;
         let refresh_at_ms = expires_at_ms - ahead.as_millis() as u64;
         let value = format!(
-            "{id:016x}|{refresh_at_ms}|{expires_at_ms}|{}",
+            "{id:016x}|{refresh_at_ms}|{expires_at_ms}|{fetched_at_ms}|{}",
             self.seal
                 .seal(issued.value.expose_secret(), &self.token_key)
         );
@@ -918,7 +951,7 @@ impl FleetTokens {
     /// flight of this replica).
     async fn fetch_here(&self) -> Result<Arc<AccessToken>, GatewayError> {
         let fetched_at = Instant::now();
-        let issued = self.source.fetch().await;
+        let issued = super::fetch_counted(&self.scope, self.source.as_ref()).await;
         match issued {
             Ok(issued) => Ok(Arc::new(AccessToken::issued(
                 issued,

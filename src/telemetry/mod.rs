@@ -1,4 +1,4 @@
-//! What operators see: logs today; metrics and traces join here.
+//! What operators see: logs, and traces ([`trace`]).
 //!
 //! Logs are one line per event on stdout: JSON lines (the default when stdout
 //! is not a terminal) or text (`log_format`, `GAMEGATE_LOG_FORMAT`), filtered
@@ -8,10 +8,13 @@
 //! [`JsonEscaping`] for JSON): a caller's newline cannot forge a line, nor its
 //! escape sequence drive a terminal. Colours are used on a terminal only (and
 //! not with `NO_COLOR`). Repeated lines of one kind are limited with a
-//! [`LogLimiter`].
+//! [`LogLimiter`]. Every line written while serving a call carries the
+//! call's trace id: a top-level `trace_id` in JSON, the `rpc{trace_id=…}`
+//! span in text.
 
 mod escape;
 mod limiter;
+pub mod trace;
 
 use std::{io::IsTerminal, str::FromStr};
 
@@ -20,6 +23,7 @@ use tracing::Subscriber;
 use tracing_subscriber::{
     EnvFilter,
     fmt::MakeWriter,
+    layer::SubscriberExt,
     util::{SubscriberInitExt, TryInitError},
 };
 
@@ -82,7 +86,7 @@ impl FromStr for LogFormat {
 /// and tower internals: below `warn` they drown every other line (66 lines
 /// for one call at debug), so they stay at `warn` unless a directive names
 /// them (`GAMEGATE_LOG=debug,h2=debug`).
-pub const QUIET_TARGETS: [&str; 8] = [
+pub const QUIET_TARGETS: [&str; 10] = [
     "h2",
     "hyper",
     "hyper_util",
@@ -91,10 +95,15 @@ pub const QUIET_TARGETS: [&str; 8] = [
     "rustls",
     "tokio_rustls",
     "axum",
+    // The trace exporter's own lines (a failed export is an error).
+    "opentelemetry_sdk",
+    "opentelemetry_otlp",
 ];
 
 /// The filter of `directives` (`GAMEGATE_LOG`; `info` when unset), with the
-/// [`QUIET_TARGETS`] it does not name held at `warn`.
+/// [`QUIET_TARGETS`] it does not name held at `warn`, and the call and
+/// upstream spans ([`trace::TARGET`]) on unless it names them: a call's trace
+/// id and its spans do not depend on the log level.
 pub fn log_filter(directives: Option<&str>) -> EnvFilter {
     let directives = directives
         .map(str::trim)
@@ -113,6 +122,9 @@ pub fn log_filter(directives: Option<&str>) -> EnvFilter {
     let mut all = directives.to_string();
     for target in QUIET_TARGETS.iter().filter(|target| !named(target)) {
         all.push_str(&format!(",{target}=warn"));
+    }
+    if !named(trace::TARGET) {
+        all.push_str(&format!(",{}=info", trace::TARGET));
     }
     EnvFilter::try_new(&all).unwrap_or_else(|_| {
         // A directive that does not parse: say so on stderr (the log is not
@@ -141,19 +153,22 @@ pub fn chosen_format(configured: Option<LogFormat>) -> Result<LogFormat, Telemet
 
 /// Installs the process's log subscriber: the format [`chosen_format`]
 /// picks, the filter of `GAMEGATE_LOG`, colours only on a terminal (and not
-/// with `NO_COLOR`).
-pub fn init_logging(configured: Option<LogFormat>) -> Result<(), TelemetryError> {
+/// with `NO_COLOR`); spans exported through `traces` when given.
+pub fn init_logging(
+    configured: Option<LogFormat>,
+    traces: Option<&trace::Exporter>,
+) -> Result<(), TelemetryError> {
     let format = chosen_format(configured)?;
     let directives = std::env::var(LOG_FILTER_VARIABLE).ok();
     let filter = log_filter(directives.as_deref());
     let ansi = std::io::stdout().is_terminal()
         && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty());
-    subscriber(format, filter, ansi, std::io::stdout).try_init()?;
+    traced_subscriber(format, filter, ansi, std::io::stdout, traces).try_init()?;
     Ok(())
 }
 
-/// The subscriber [`init_logging`] installs, writing to `writer`; tests
-/// install it with a writer of their own.
+/// The subscriber [`init_logging`] installs without an exporter, writing to
+/// `writer`; tests install it with a writer of their own.
 pub fn subscriber<W>(
     format: LogFormat,
     filter: EnvFilter,
@@ -163,18 +178,48 @@ pub fn subscriber<W>(
 where
     W: for<'writer> MakeWriter<'writer> + Send + Sync + 'static,
 {
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false);
+    traced_subscriber(format, filter, ansi, writer, None)
+}
+
+/// [`subscriber`], exporting the call and upstream spans through `traces`.
+/// Without it no OpenTelemetry layer is installed at all.
+pub fn traced_subscriber<W>(
+    format: LogFormat,
+    filter: EnvFilter,
+    ansi: bool,
+    writer: W,
+    traces: Option<&trace::Exporter>,
+) -> Box<dyn Subscriber + Send + Sync>
+where
+    W: for<'writer> MakeWriter<'writer> + Send + Sync + 'static,
+{
+    let calls = trace::CallTraceLayer::new(traces.is_some(), format == LogFormat::Text);
+    let registry = tracing_subscriber::registry().with(filter);
     match format {
-        LogFormat::Text => Box::new(
-            builder
+        LogFormat::Text => {
+            let logs = tracing_subscriber::fmt::layer()
+                .with_target(false)
                 .with_ansi(ansi)
                 .fmt_fields(EscapingFields::new())
-                .with_writer(writer)
-                .finish(),
-        ),
-        LogFormat::Json => Box::new(builder.json().with_writer(JsonEscaping(writer)).finish()),
+                .with_writer(writer);
+            let subscriber = registry.with(logs).with(calls);
+            let otel = traces.map(|traces| traces.layer());
+            Box::new(subscriber.with(otel))
+        }
+        LogFormat::Json => {
+            let json = tracing_subscriber::fmt::format()
+                .json()
+                .with_target(false)
+                // The call's span is the current one; its trace id leads the line.
+                .with_span_list(false);
+            let logs = tracing_subscriber::fmt::layer()
+                .json()
+                .event_format(trace::TopLevelTraceId(json))
+                .with_writer(JsonEscaping(writer));
+            let subscriber = registry.with(logs).with(calls);
+            let otel = traces.map(|traces| traces.layer());
+            Box::new(subscriber.with(otel))
+        }
     }
 }
 
@@ -357,6 +402,50 @@ mod tests {
         assert!(asked.contains("frame") && asked.contains("call"), "{asked}");
         let default = quiet(None, "h2");
         assert!(default.is_empty(), "{default}");
+    }
+
+    #[test]
+    fn every_line_of_a_call_carries_its_trace_id() {
+        let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let mut headers = http::HeaderMap::new();
+        headers.insert("traceparent", traceparent.parse().unwrap());
+        let lines = |format| {
+            let captured = Captured::default();
+            let subscriber = subscriber(format, log_filter(Some("warn")), false, captured.clone());
+            tracing::subscriber::with_default(subscriber, || {
+                tracing::warn!("before the call");
+                let call = trace::CallTrace::start(
+                    Some("/gamegate.v1.StorageService/SetUserStorage"),
+                    &headers,
+                );
+                let _entered = call.span().enter();
+                let inner = tracing::warn_span!("inner", path = "p");
+                let _inner = inner.enter();
+                tracing::warn!(rpc = "r", "rpc failed");
+            });
+            captured.text()
+        };
+        let json = lines(LogFormat::Json);
+        let json: Vec<serde_json::Value> = json
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+            .collect();
+        assert_eq!(json.len(), 2, "{json:?}");
+        assert!(
+            json[0].get("trace_id").is_none(),
+            "outside a call: {:?}",
+            json[0]
+        );
+        // First, whatever span is current: the line is the call's.
+        assert_eq!(json[1]["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(json[1]["fields"]["message"], "rpc failed");
+        assert_eq!(json[1]["span"]["path"], "p");
+        let text = lines(LogFormat::Text);
+        let call_line = text.lines().nth(1).unwrap_or_default();
+        assert!(
+            call_line.contains("rpc{trace_id=4bf92f3577b34da6a3ce929d0e0e4736}:inner{path=\"p\"}"),
+            "{text}"
+        );
     }
 
     #[test]

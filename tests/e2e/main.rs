@@ -3,6 +3,7 @@
 
 mod binary;
 mod callers;
+mod causes;
 mod common;
 mod dawanka;
 mod deadline;
@@ -13,6 +14,7 @@ mod hostile;
 mod idempotency;
 mod listener;
 mod memory;
+mod metrics;
 mod msdk_auth;
 mod msdk_freeflow;
 mod msdk_profile;
@@ -26,3 +28,4 @@ mod secrets;
 mod storage;
 mod tls;
 mod token;
+mod tracing;

@@ -120,6 +120,8 @@ impl PlatformClient for MiniGameClient {
                         upstream_code = refusal.code,
                         "access token refused; refreshing it and retrying once"
                     );
+                    crate::metrics::global()
+                        .token_refused(crate::errors::platform_name(PLATFORM), &request.app_id);
                     tokens.invalidate(&token);
                     refreshed = true;
                 }
