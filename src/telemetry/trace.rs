@@ -125,7 +125,8 @@ impl Exporter {
             .with_filter(FilterFn::new(is_trace_span as fn(&Metadata<'_>) -> bool))
     }
 
-    /// Exports what is left and stops; at most the exporter's timeout.
+    /// Exports what is left and stops, waiting at most 5 s (the SDK's
+    /// shutdown timeout) for the collector.
     pub async fn shutdown(self) {
         let provider = self.provider;
         // Blocking: it waits for the batch thread, whose export runs on the
