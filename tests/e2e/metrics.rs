@@ -25,6 +25,7 @@ use tonic::{Code, Request, transport::Channel};
 use crate::{
     binary::Gamegate,
     common::{alice_stores, demo, expect_error, loopback, super_player_dawanka_info},
+    fleet::free_port,
 };
 
 const SET_PATH: &str = "/api/openDataContext/set_user_storage";
@@ -37,14 +38,6 @@ const INFO_RPC: [(&str, &str); 2] = [
     ("rpc_service", "gamegate.v1.DawankaService"),
     ("rpc_method", "GetDawankaInfo"),
 ];
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// One scrape: every sample by name, with its labels.
 struct Scrape {

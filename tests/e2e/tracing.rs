@@ -10,9 +10,7 @@ use std::{
 };
 
 use gamegate::{
-    proto::{
-        KeyValue, MiniGameUser, SetUserStorageRequest, storage_service_client::StorageServiceClient,
-    },
+    proto::{SetUserStorageRequest, storage_service_client::StorageServiceClient},
     sandbox::{self, SandboxConfig},
 };
 use opentelemetry_proto::tonic::{
@@ -29,7 +27,7 @@ use tonic::{Code, Request, Response, Status, metadata::MetadataValue, transport:
 
 use crate::{
     binary::Gamegate,
-    common::{demo, loopback, rich},
+    common::{alice_stores, demo, loopback, rich},
 };
 
 /// What the receiver was sent.
@@ -145,17 +143,11 @@ const SET_PATH: &str = "/api/openDataContext/set_user_storage";
 const SET_RPC: &str = "gamegate.v1.StorageService/SetUserStorage";
 
 fn storage_request(session_key: &str) -> SetUserStorageRequest {
-    SetUserStorageRequest {
-        app_id: demo::MINIGAME_APPID.into(),
-        user: Some(MiniGameUser {
-            openid: demo::MINIGAME_ALICE_OPENID.into(),
-            session_key: session_key.into(),
-        }),
-        kv_list: vec![KeyValue {
-            key: "score".into(),
-            value: "1".into(),
-        }],
+    let mut request = alice_stores("score", "1");
+    if let Some(user) = request.user.as_mut() {
+        user.session_key = session_key.into();
     }
+    request
 }
 
 fn traceparent(trace_id: &str, span_id: &str, flags: &str) -> Request<()> {
