@@ -103,6 +103,13 @@ async fn a_token_fetch_slower_than_every_callers_deadline_still_completes_once()
         call.set_timeout(Duration::from_millis(150));
         match storage.set_user_storage(call).await {
             Ok(_) => break,
+            // tonic's channel enforces the same timeout on the client side;
+            // gamegate answers a little before it, but on a loaded machine
+            // the client's own timer can still win that race. Either way the
+            // caller gave up: what this test is about is the single fetch.
+            Err(status) if status.code() == Code::Cancelled && is_client_timeout(&status) => {
+                timed_out += 1;
+            }
             Err(status) => {
                 let error = crate::common::rich(&status);
                 assert_eq!(
@@ -127,6 +134,12 @@ async fn a_token_fetch_slower_than_every_callers_deadline_still_completes_once()
     // Later calls use the token at once.
     burst(&harness, 5).await;
     assert_eq!(harness.get_token_calls(demo::MINIGAME_APPID).await, 1);
+}
+
+/// The client's own deadline fired (tonic's transport says "Timeout
+/// expired"), not an answer from gamegate.
+fn is_client_timeout(status: &tonic::Status) -> bool {
+    status.details().is_empty() && status.message() == "Timeout expired"
 }
 
 #[tokio::test]
