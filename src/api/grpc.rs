@@ -167,6 +167,15 @@ impl Shared {
             route.as_ref().map(|route| route.grpc_path.as_str()),
             request.headers(),
         );
+        let mut request = request;
+        if request
+            .headers()
+            .contains_key(super::idempotency::KEY_METADATA)
+        {
+            // A keyed write's failure is recorded with its trace id (an
+            // extension costs an allocation: only for keyed calls).
+            request.extensions_mut().insert(call.trace_id_text());
+        }
         let response = self
             .serve_call(request, route, received_at)
             .instrument(call.span().clone())
@@ -277,7 +286,8 @@ impl UnaryService<DynamicMessage> for RouteHandler {
                 received_at,
                 caller_timeout: grpc_timeout(request.metadata()),
             };
-            let (metadata, _, message) = request.into_parts();
+            let (metadata, extensions, message) = request.into_parts();
+            let trace_id = extensions.get::<trace::TraceIdText>().copied();
             let message = Arc::new(message);
             // The one path, as a future the idempotency layer may run in a
             // task of its own (hence owned).
@@ -307,6 +317,7 @@ impl UnaryService<DynamicMessage> for RouteHandler {
                     caller.as_deref().map(|caller| caller.name.as_str()),
                     &metadata,
                     &message,
+                    trace_id,
                     run,
                 )
                 .await;

@@ -42,6 +42,7 @@ use crate::{
     platform::minigame::token::TOKEN_PATH,
     proto::Platform,
     state::{Claim, IdempotencyKey, Store},
+    telemetry::trace,
 };
 
 /// How long a key's outcome is replayed when the configuration says nothing.
@@ -519,6 +520,7 @@ impl Idempotency {
         caller: Option<&str>,
         metadata: &MetadataMap,
         request: &DynamicMessage,
+        trace_id: Option<trace::TraceIdText>,
         run: F,
     ) -> Served
     where
@@ -538,7 +540,7 @@ impl Idempotency {
         };
         let policy = self.policy;
         match self.store.claim(&key, policy.window, policy.lease).await {
-            Claim::Owned => self.run_owned(route.clone(), key, run).await,
+            Claim::Owned => self.run_owned(route.clone(), key, trace_id, run).await,
             Claim::Running => Served::refused(GatewayError::IdempotencyKeyInUse),
             Claim::Done(bytes) => match Recorded::decode(&bytes) {
                 Some(recorded) => Served::Replayed(recorded),
@@ -557,7 +559,15 @@ impl Idempotency {
         }
     }
 
-    async fn run_owned<F>(&self, route: Arc<Route>, key: IdempotencyKey, run: F) -> Served
+    /// `trace_id`: the call's; a recorded failure carries it (the trace that
+    /// holds the platform's answer), and its replays send the same bytes.
+    async fn run_owned<F>(
+        &self,
+        route: Arc<Route>,
+        key: IdempotencyKey,
+        trace_id: Option<trace::TraceIdText>,
+        run: F,
+    ) -> Served
     where
         F: Future<Output = Result<DynamicMessage, GatewayError>> + Send + 'static,
     {
@@ -573,7 +583,13 @@ impl Idempotency {
                 AfterCall::Record => {
                     let recorded = match &outcome {
                         Ok(message) => Recorded::answer(message),
-                        Err(error) => Recorded::failure(&error.to_status()),
+                        Err(error) => {
+                            let status = error.to_status();
+                            let traced = trace_id.and_then(|trace_id| {
+                                super::status::status_with_trace_id(&status, trace_id.as_str())
+                            });
+                            Recorded::failure(traced.as_ref().unwrap_or(&status))
+                        }
                     };
                     store.record(&key, recorded.encode(), window).await;
                     Some(recorded)
@@ -977,6 +993,7 @@ mod tests {
                         Some("lobby"),
                         &keyed,
                         &request,
+                        None,
                         counted(&runs, outcome),
                     )
                     .await
@@ -1013,6 +1030,7 @@ mod tests {
                 Some("match"),
                 &keyed,
                 &request,
+                None,
                 counted(&runs, Ok(answer)),
             )
             .await;
@@ -1038,6 +1056,7 @@ mod tests {
                     None,
                     &keyed,
                     &request,
+                    None,
                     counted(&runs, Err(refusal.clone())),
                 )
                 .await;
@@ -1063,6 +1082,7 @@ mod tests {
                     None,
                     &bad_key,
                     &request,
+                    None,
                     counted(&runs, Ok(storage_request("1"))),
                 )
                 .await;
@@ -1081,6 +1101,7 @@ mod tests {
                 None,
                 &bad_key,
                 &request,
+                None,
                 counted(&runs, Ok(storage_request("1"))),
             )
             .await;
@@ -1116,7 +1137,11 @@ mod tests {
                 keyed.clone(),
                 request.clone(),
             );
-            tokio::spawn(async move { idempotency.serve(&set, None, &keyed, &request, slow).await })
+            tokio::spawn(async move {
+                idempotency
+                    .serve(&set, None, &keyed, &request, None, slow)
+                    .await
+            })
         };
         tokio::task::yield_now().await;
         let runs = Arc::new(AtomicUsize::new(0));
@@ -1126,6 +1151,7 @@ mod tests {
                 None,
                 &keyed,
                 &request,
+                None,
                 counted(&runs, Ok(answer.clone())),
             )
             .await;
@@ -1150,6 +1176,7 @@ mod tests {
                     None,
                     &keyed,
                     &request,
+                    None,
                     counted(&runs, Ok(answer.clone())),
                 )
                 .await

@@ -6,7 +6,7 @@
 //! The ErrorInfo of a call's error also carries the call's `trace_id`
 //! ([`with_trace_id`]), so that a caller can quote it; but an answer from an
 //! idempotency record is sent as recorded ([`as_recorded`]): a repeat gets the
-//! bytes of the first answer.
+//! bytes of the first answer, the first call's trace id included.
 
 use std::collections::HashMap;
 
@@ -141,25 +141,35 @@ pub fn with_trace_id<B>(mut response: http::Response<B>, trace_id: &str) -> http
     let Some(status) = Status::from_header_map(response.headers()) else {
         return response;
     };
-    let mut details = status.get_error_details_vec();
-    let Some(info) = details.iter_mut().find_map(|detail| match detail {
-        ErrorDetail::ErrorInfo(info) => Some(info),
-        _ => None,
-    }) else {
+    let Some(traced) = status_with_trace_id(&status, trace_id) else {
         return response;
     };
-    if info.metadata.contains_key(TRACE_ID_METADATA) {
-        return response;
-    }
-    info.metadata
-        .insert(TRACE_ID_METADATA.to_string(), trace_id.to_string());
-    let traced = Status::with_error_details_vec(status.code(), status.message(), details);
     let headers = response.headers_mut();
     headers.remove("grpc-message");
     if traced.add_header(headers).is_err() {
         tracing::debug!("a status could not be written as headers");
     }
     response
+}
+
+/// `status` with `trace_id` in its ErrorInfo metadata; `None` when it has no
+/// ErrorInfo or already carries a trace id.
+pub fn status_with_trace_id(status: &Status, trace_id: &str) -> Option<Status> {
+    let mut details = status.get_error_details_vec();
+    let info = details.iter_mut().find_map(|detail| match detail {
+        ErrorDetail::ErrorInfo(info) => Some(info),
+        _ => None,
+    })?;
+    if info.metadata.contains_key(TRACE_ID_METADATA) {
+        return None;
+    }
+    info.metadata
+        .insert(TRACE_ID_METADATA.to_string(), trace_id.to_string());
+    Some(Status::with_error_details_vec(
+        status.code(),
+        status.message(),
+        details,
+    ))
 }
 
 /// The gRPC status code of a response: a trailers-only status's, else OK

@@ -30,14 +30,18 @@ pub(crate) type SharedFetch =
     futures::future::Shared<BoxFuture<'static, Result<Arc<AccessToken>, GatewayError>>>;
 
 /// Runs `fetch` in a task of its own (a caller whose deadline passes never
-/// cancels it) and shares its result; a task that panicked or was dropped
+/// cancels it), in the span of the call that started it, and shares its result; a task that panicked or was dropped
 /// with the runtime ends as `FetchAborted`. Both stores' single flights.
 pub(crate) fn spawn_shared_fetch(
     platform: Platform,
     fetch: impl Future<Output = Result<Arc<AccessToken>, GatewayError>> + Send + 'static,
 ) -> SharedFetch {
     use futures::FutureExt;
-    let task = tokio::spawn(fetch);
+    use tracing::Instrument as _;
+    // The fetch's spans are children of the call that started it (its trace
+    // is the one a caller quoting its trace id looks at), even when that
+    // call's deadline passes before the fetch ends.
+    let task = tokio::spawn(fetch.in_current_span());
     let platform = crate::errors::platform_name(platform);
     let joined: BoxFuture<'static, _> = Box::pin(async move {
         task.await.unwrap_or_else(|aborted| {

@@ -348,6 +348,10 @@ impl CallTrace {
         self.trace_id.as_str()
     }
 
+    pub fn trace_id_text(&self) -> TraceIdText {
+        self.trace_id
+    }
+
     /// Ends the span of a call answered with gRPC status `code`.
     pub fn end(self, code: i32) {
         if self.exporting {

@@ -317,6 +317,11 @@ async fn a_write_whose_outcome_is_unknown_is_not_sent_twice_under_its_key(shared
         first.details(),
         "the same details, byte for byte"
     );
+    // Those details carry the trace id of the call that sent the write: the
+    // trace (and the log lines) an operator needs to find its fate.
+    let trace_id = &rich(&first).metadata["trace_id"];
+    assert_eq!(trace_id.len(), 32, "{trace_id:?}");
+    assert_eq!(&rich(&again).metadata["trace_id"], trace_id);
     assert_eq!(replicas.requests(SET_PATH).await, 1, "exactly one write");
 }
 

@@ -352,16 +352,22 @@ async fn spans_cross_the_hop_and_the_trace_id_is_in_logs_and_errors() {
             .collect()
     };
 
-    // 1. One server span, child of the caller's; one upstream span, its child.
+    // 1. One server span, child of the caller's; two upstream spans, its
+    // children: the call's own request and the access token's fetch it
+    // started (the first call of the app).
     let trace = of_trace(TRACE_ID);
     let servers = kind_of(&trace, SpanKind::Server);
     let clients = kind_of(&trace, SpanKind::Client);
     assert_eq!(
         (servers.len(), clients.len(), trace.len()),
-        (1, 1, 2),
+        (1, 2, 3),
         "the caller's trace: {trace:#?}"
     );
-    let (server, client) = (&servers[0], &clients[0]);
+    let server = &servers[0];
+    let client = clients
+        .iter()
+        .find(|span| string_attribute(&span.attributes, "url.path").as_deref() == Some(SET_PATH))
+        .unwrap_or_else(|| panic!("no span of {SET_PATH}: {clients:#?}"));
     assert_eq!(hex_of(&server.parent_span_id), PARENT_SPAN_ID);
     assert_eq!(server.trace_state, "congo=t61rcWkgMzE");
     assert_eq!(server.name, SET_RPC);
@@ -432,9 +438,8 @@ async fn spans_cross_the_hop_and_the_trace_id_is_in_logs_and_errors() {
     }
 
     // The access token's fetch runs in a task of its own, shared by every
-    // call that waits for it (`state::spawn_shared_fetch`): today its span is
-    // the root of a trace of its own, not a child of the call that started
-    // it. It has no query either.
+    // call that waits for it (`state::spawn_shared_fetch`), in the span of
+    // the call that started it. It has no query either.
     let token_fetches: Vec<&Span> = spans
         .iter()
         .map(|received| &received.span)
@@ -450,8 +455,11 @@ async fn spans_cross_the_hop_and_the_trace_id_is_in_logs_and_errors() {
     let token_fetch = token_fetches[0];
     assert_eq!(token_fetch.kind, SpanKind::Client as i32);
     assert_eq!(token_fetch.name, "GET /api/getToken");
-    assert_ne!(hex_of(&token_fetch.trace_id), TRACE_ID);
-    assert!(token_fetch.parent_span_id.is_empty());
+    assert_eq!(hex_of(&token_fetch.trace_id), TRACE_ID);
+    assert_eq!(
+        token_fetch.parent_span_id, server.span_id,
+        "the fetch is a child of the call that started it"
+    );
     assert_eq!(
         int_attribute(&token_fetch.attributes, "http.response.status_code"),
         Some(200)
