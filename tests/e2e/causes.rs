@@ -2,7 +2,10 @@
 //! closed port, at a name that does not resolve, and at a server that reads
 //! the request and never answers. Each failure names its cause class and the
 //! platform's host in ErrorInfo metadata (`cause`, `host`), in the status
-//! message and in the operator's warn line, and never the upstream URL.
+//! message, in the operator's warn line and in the `cause` label of the
+//! attempts metric, and never the upstream URL. (TLS, reset, connect timeout
+//! and timeout before send are produced against real servers by the upstream
+//! client's own tests.)
 
 use std::time::Duration;
 
@@ -101,13 +104,44 @@ fn assert_named(error: &RichError, cause: &str, host: &str) {
     }
 }
 
+/// How many attempts at `INFO_PATH` failed with `cause`, by this process's
+/// metrics registry (the `cause` label of `gamegate_upstream_attempts_total`).
+/// The registry is the process's, shared by the tests running at once: a test
+/// checks that its failure moved the count, at least by one.
+fn attempts_failed_with(cause: &str) -> f64 {
+    let (endpoint, cause) = (
+        format!("endpoint=\"{INFO_PATH}\""),
+        format!("cause=\"{cause}\""),
+    );
+    gamegate::metrics::global()
+        .prometheus_text()
+        .lines()
+        .filter(|line| {
+            line.starts_with("gamegate_upstream_attempts_total{")
+                && line.contains(&endpoint)
+                && line.contains(&cause)
+        })
+        .map(|line| line.rsplit_once(' ').unwrap().1.parse::<f64>().unwrap())
+        .sum()
+}
+
+fn assert_counted(cause: &str, before: f64) {
+    let after = attempts_failed_with(cause);
+    assert!(
+        after > before,
+        "gamegate_upstream_attempts_total{{cause=\"{cause}\"}} did not move from {before}"
+    );
+}
+
 #[tokio::test]
 async fn a_platform_at_a_closed_port_is_connect_refused_on_its_host() {
     let (base_url, host) = closed_port().await;
     let (gateway, mut dawanka) = gateway_at(&base_url).await;
+    let before = attempts_failed_with("connect_refused");
     let result = dawanka.get_dawanka_info(super_player_dawanka_info()).await;
     let error = expect_error(result, Code::Unavailable, "UPSTREAM_UNREACHABLE");
     assert_named(&error, "connect_refused", &host);
+    assert_counted("connect_refused", before);
     gateway.shutdown().await.unwrap();
 }
 
@@ -119,9 +153,11 @@ async fn a_platform_whose_name_does_not_resolve_is_dns() {
     // with a short timeout.)
     let host = "platform.gamegate-test.invalid:8080";
     let (gateway, mut dawanka) = gateway_at(&format!("http://{host}/prefix")).await;
+    let before = attempts_failed_with("dns");
     let result = dawanka.get_dawanka_info(super_player_dawanka_info()).await;
     let error = expect_error(result, Code::Unavailable, "UPSTREAM_UNREACHABLE");
     assert_named(&error, "dns", host);
+    assert_counted("dns", before);
     gateway.shutdown().await.unwrap();
 }
 
@@ -131,9 +167,11 @@ async fn a_platform_that_stalls_after_reading_the_request_is_timeout_after_send(
     let (gateway, mut dawanka) = gateway_at(&base_url).await;
     let mut request = tonic::Request::new(super_player_dawanka_info());
     request.set_timeout(Duration::from_millis(500));
+    let before = attempts_failed_with("timeout_after_send");
     let result = dawanka.get_dawanka_info(request).await;
     let error = expect_error(result, Code::DeadlineExceeded, "UPSTREAM_TIMEOUT");
     assert_named(&error, "timeout_after_send", &host);
+    assert_counted("timeout_after_send", before);
     assert!(requests.try_recv().is_ok(), "the platform read the request");
     gateway.shutdown().await.unwrap();
 }
@@ -149,9 +187,11 @@ async fn answers_that_are_not_http_or_are_cut_keep_their_cause_and_host() {
     ] {
         let (base_url, host, _requests) = platform(Some(answer)).await;
         let (gateway, mut dawanka) = gateway_at(&base_url).await;
+        let before = attempts_failed_with(cause);
         let result = dawanka.get_dawanka_info(super_player_dawanka_info()).await;
         let error = expect_error(result, Code::Internal, "UPSTREAM_MALFORMED_RESPONSE");
         assert_named(&error, cause, &host);
+        assert_counted(cause, before);
         gateway.shutdown().await.unwrap();
     }
 }
