@@ -154,7 +154,15 @@ pub fn envelope(input: &[u8]) {
             } else {
                 Bytes::copy_from_slice(body)
             };
-            msdk::read_answer(route, &UpstreamAnswer { headers, body }).map(|_| ())
+            msdk::read_answer(
+                route,
+                &UpstreamAnswer {
+                    status: 200,
+                    headers,
+                    body,
+                },
+            )
+            .map(|_| ())
         }
         Platform::Unspecified => unreachable!("every route names its platform"),
     };
@@ -207,7 +215,7 @@ fn parse_answer(answer: &[u8], chunk: usize) -> Result<Parsed, ErrorKind> {
                 let _ = platform.shutdown().await;
             };
             let ((), parsed) = tokio::join!(writing, upstream::read_answer_from(ours));
-            let (status, UpstreamAnswer { headers, body }, keep_alive) = parsed?;
+            let (status, UpstreamAnswer { headers, body, .. }, keep_alive) = parsed?;
             Ok(Parsed {
                 status,
                 headers,

@@ -239,9 +239,8 @@ async fn send(
     let attempt =
         crate::telemetry::trace::UpstreamAttempt::start(platform, call.method.as_str(), endpoint);
     match upstream.send(call).instrument(attempt.span()).await {
-        // `Upstream::send` answers 2xx only, and the platforms' is 200.
         Ok(answer) => {
-            attempt.answered(200);
+            attempt.answered(answer.status);
             Ok(answer)
         }
         Err(error) => {

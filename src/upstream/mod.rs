@@ -77,8 +77,9 @@ pub struct OutgoingBody {
     pub content_type: &'static str,
 }
 
-/// A 2xx answer: its headers and body.
+/// A 2xx answer: its status, headers and body.
 pub struct UpstreamAnswer {
+    pub status: u16,
     pub headers: HeaderMap,
     pub body: Bytes,
 }
@@ -224,6 +225,7 @@ impl Upstream {
             return Err(self.error(ErrorKind::Status(answer.status), progress));
         }
         Ok(UpstreamAnswer {
+            status: answer.status,
             headers: answer.headers,
             body: answer.body,
         })
@@ -440,6 +442,7 @@ pub(crate) async fn read_answer_from(
     // An empty request: nothing is written, the answer is read as after a request.
     let answer = connection.round_trip(&[], &mut Progress::default()).await?;
     let parsed = UpstreamAnswer {
+        status: answer.status,
         headers: answer.headers,
         body: answer.body,
     };
