@@ -34,6 +34,9 @@ pub(crate) struct FaultSpec {
     busy: bool,
     code: Option<i64>,
     http_status: Option<u16>,
+    /// With `http_status`: the answer's `Retry-After`, in seconds (a 429 or
+    /// 503 of a platform that says when to come back).
+    retry_after_s: Option<u64>,
     #[serde(default)]
     malformed: bool,
     #[serde(default)]
@@ -70,7 +73,8 @@ enum FaultAction {
     /// This platform code with a generic message.
     Code(i64),
     /// This HTTP status with a short text body.
-    HttpStatus(StatusCode),
+    /// The status, and the `Retry-After` seconds it carries.
+    HttpStatus(StatusCode, Option<u64>),
     /// HTTP 200 with a body that is not JSON.
     Malformed,
     /// Close the connection without any HTTP answer.
@@ -132,7 +136,7 @@ impl Faults {
                 .ok()
                 .filter(|s| (200..600).contains(&s.as_u16()))
                 .ok_or(FaultSpecError::InvalidStatus(status))?;
-            actions.push(FaultAction::HttpStatus(status));
+            actions.push(FaultAction::HttpStatus(status, spec.retry_after_s));
         }
         if spec.malformed {
             actions.push(FaultAction::Malformed);
@@ -195,7 +199,7 @@ impl Faults {
                 match fault.action {
                     Some(FaultAction::Busy) => view["busy"] = json!(true),
                     Some(FaultAction::Code(code)) => view["code"] = json!(code),
-                    Some(FaultAction::HttpStatus(status)) => {
+                    Some(FaultAction::HttpStatus(status, _)) => {
                         view["http_status"] = json!(status.as_u16());
                     }
                     Some(FaultAction::Malformed) => view["malformed"] = json!(true),
@@ -281,7 +285,13 @@ fn misbehave(platform: Platform, action: FaultAction, request: &Request) -> Opti
             OpenApiError::Injected(code).into_response()
         }
         (FaultAction::Code(code), Platform::Msdk) => msdk_answer(MsdkError::Injected(code)),
-        (FaultAction::HttpStatus(status), _) => (status, status.to_string()).into_response(),
+        (FaultAction::HttpStatus(status, None), _) => (status, status.to_string()).into_response(),
+        (FaultAction::HttpStatus(status, Some(seconds)), _) => (
+            status,
+            [(header::RETRY_AFTER, seconds.to_string())],
+            status.to_string(),
+        )
+            .into_response(),
         // What a misconfigured proxy in front of the platform would answer.
         (FaultAction::Malformed, _) => (
             StatusCode::OK,
