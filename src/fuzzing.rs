@@ -238,7 +238,9 @@ fn is_limit(outcome: &Result<Parsed, ErrorKind>) -> bool {
 /// `[chunk] answer`: an upstream HTTP/1.1 answer read as it arrives `chunk + 1`
 /// bytes at a time, and read as it arrives in large reads: the two readings
 /// must agree (framing does not depend on how the bytes were cut), except where
-/// a limit cut one of them.
+/// a limit cut one of them. An accepted answer must also obey the framing
+/// rules (`upstream::connection`'s module doc), checked here from what the
+/// caller sees: [`framing_holds`].
 pub fn http_answer(input: &[u8]) {
     let Some((chunk, answer)) = input.split_first() else {
         return;
@@ -255,4 +257,113 @@ pub fn http_answer(input: &[u8]) {
         "the answer read {} bytes at a time gave {trickled:?}, read whole {whole:?}",
         usize::from(*chunk) + 1
     );
+    if let Ok(parsed) = &whole {
+        framing_holds(answer, parsed);
+    }
+}
+
+/// The values of every `name` field, as comma-separated elements without
+/// their surrounding whitespace (empty ones left out).
+fn elements<'h>(headers: &'h HeaderMap, name: &str) -> Vec<&'h [u8]> {
+    headers
+        .get_all(name)
+        .iter()
+        .flat_map(|value| value.as_bytes().split(|b| *b == b','))
+        .map(|element| element.trim_ascii())
+        .filter(|element| !element.is_empty())
+        .collect()
+}
+
+/// What an accepted answer must be: a final status (never 1xx); a body within
+/// the limit; `Transfer-Encoding`, when present, exactly `chunked`; a body as
+/// long as its one declared `Content-Length` when that frames it; and never
+/// kept alive after ambiguous framing (both fields; `Transfer-Encoding` in
+/// HTTP/1.0), a `Connection: close`, or a body delimited by the close.
+fn framing_holds(answer: &[u8], parsed: &Parsed) {
+    let shown = || String::from_utf8_lossy(&answer[..answer.len().min(300)]).into_owned();
+    assert!(
+        parsed.status >= 200,
+        "accepted a {} as final: {:?}",
+        parsed.status,
+        shown()
+    );
+    assert!(parsed.body.len() <= upstream::DEFAULT_MAX_ANSWER_BYTES);
+    let codings = elements(&parsed.headers, "transfer-encoding");
+    let lengths = elements(&parsed.headers, "content-length");
+    let chunked = parsed.headers.contains_key("transfer-encoding");
+    if chunked {
+        assert!(
+            codings.len() == 1 && codings[0].eq_ignore_ascii_case(b"chunked"),
+            "accepted a transfer-encoding other than chunked: {:?}",
+            shown()
+        );
+    }
+    let declared: Vec<u64> = lengths
+        .iter()
+        .map(|length| {
+            std::str::from_utf8(length)
+                .ok()
+                .filter(|digits| digits.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|digits| digits.parse().ok())
+                .unwrap_or_else(|| panic!("accepted a content-length {length:?}: {:?}", shown()))
+        })
+        .collect();
+    assert!(
+        declared.windows(2).all(|pair| pair[0] == pair[1]),
+        "accepted conflicting content-lengths: {:?}",
+        shown()
+    );
+    let bodiless = matches!(parsed.status, 204 | 304);
+    if let (Some(length), false, false) = (declared.first(), chunked, bodiless) {
+        assert_eq!(
+            parsed.body.len() as u64,
+            *length,
+            "a body unlike its content-length: {:?}",
+            shown()
+        );
+    }
+    if !parsed.keep_alive {
+        return;
+    }
+    let closing = elements(&parsed.headers, "connection")
+        .iter()
+        .any(|token| token.eq_ignore_ascii_case(b"close"));
+    assert!(
+        !closing,
+        "kept alive after connection: close: {:?}",
+        shown()
+    );
+    assert!(
+        !chunked || declared.is_empty(),
+        "kept alive after both transfer-encoding and content-length: {:?}",
+        shown()
+    );
+    assert!(
+        chunked || !declared.is_empty() || bodiless,
+        "kept alive after a body delimited by the close: {:?}",
+        shown()
+    );
+    // The final head's version: the last head in the input that parses
+    // before the body (1xx heads come first, each of them bodiless).
+    let mut rest = answer;
+    loop {
+        let mut slots = [httparse::EMPTY_HEADER; 64];
+        let mut head = httparse::Response::new(&mut slots);
+        let Ok(httparse::Status::Complete(len)) = head.parse(rest) else {
+            panic!(
+                "an accepted answer whose head does not parse: {:?}",
+                shown()
+            );
+        };
+        if head.code.is_some_and(|code| (100..200).contains(&code)) {
+            rest = &rest[len..];
+            continue;
+        }
+        assert!(
+            head.version != Some(0) || !chunked,
+            "kept alive an http/1.0 answer with transfer-encoding: {:?}",
+            shown()
+        );
+        break;
+    }
 }

@@ -282,6 +282,13 @@ fn never_sent(route: &Route, error: &GatewayError) -> bool {
         | GatewayError::IdempotencyKeyInUse
         | GatewayError::IdempotencyKeyReused { .. }
         | GatewayError::IdempotencyOutcomeUnknown => true,
+        // Held back before the upstream call: gamegate's rate limit, an open
+        // circuit (a fanned-out call may have sent its other parts).
+        GatewayError::RateLimited { .. } | GatewayError::CircuitOpen { .. } => {
+            route.batch.is_none()
+        }
+        // The write may have reached the platform.
+        GatewayError::OutcomeUnknown { .. } => false,
         GatewayError::Unreachable {
             platform,
             endpoint,
@@ -920,6 +927,7 @@ mod tests {
                 platform: Platform::QqMinigame,
                 endpoint: write.into(),
                 status: 502,
+                retry_after: None,
             },
             GatewayError::Malformed {
                 platform: Platform::QqMinigame,

@@ -36,6 +36,9 @@ impl Config {
                 base_url: sandbox_url.to_string(),
                 budget_ms: default_minigame_budget_ms(),
                 max_answer_bytes: default_max_answer_bytes(),
+                upstream: Default::default(),
+                rate_limits: Default::default(),
+                circuit: Default::default(),
                 apps: BTreeMap::from([(
                     demo::MINIGAME_APPID.to_string(),
                     MiniGameApp {
@@ -48,6 +51,9 @@ impl Config {
                 base_url: sandbox_url.to_string(),
                 budget_ms: default_openapi_budget_ms(),
                 max_answer_bytes: default_max_answer_bytes(),
+                upstream: Default::default(),
+                rate_limits: Default::default(),
+                circuit: Default::default(),
                 apps: BTreeMap::from([(
                     demo::OPENAPI_APPID.to_string(),
                     OpenApiApp {
@@ -60,6 +66,9 @@ impl Config {
                 base_url: sandbox_url.to_string(),
                 budget_ms: default_msdk_budget_ms(),
                 max_answer_bytes: default_max_answer_bytes(),
+                upstream: Default::default(),
+                rate_limits: Default::default(),
+                circuit: Default::default(),
                 apps: [
                     (
                         demo::MSDK_QQ_APPID,

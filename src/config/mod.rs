@@ -36,12 +36,20 @@ use self::secrets::{MIN_CHANNEL_SECRET_LEN, MIN_SECRET_LEN, check_secret};
 #[cfg(feature = "sandbox")]
 mod demo;
 mod listener;
+mod protection;
 mod secrets;
 mod source;
 mod store;
 mod tls;
+mod upstream;
 
-pub use self::{listener::ListenerLimits, store::StoreConfig, tls::TlsConfig};
+pub use self::{
+    listener::ListenerLimits,
+    protection::{CircuitConfig, RateLimitsConfig, RateSpec},
+    store::StoreConfig,
+    tls::TlsConfig,
+    upstream::UpstreamSettings,
+};
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -211,6 +219,16 @@ pub struct MsdkPlatform {
     /// appid (Mobile QQ, WeChat, or a guest `G_` appid) -> app.
     #[serde(default)]
     pub apps: BTreeMap<String, MsdkApp>,
+    /// How the platform is reached (`[<platform>.upstream]`): proxy, CA,
+    /// client certificate, connection cap, idle timeout.
+    #[serde(default)]
+    pub upstream: UpstreamSettings,
+    /// Token buckets towards the platform (`[<platform>.rate_limits]`).
+    #[serde(default)]
+    pub rate_limits: RateLimitsConfig,
+    /// Failing fast while the platform fails (`[<platform>.circuit]`).
+    #[serde(default)]
+    pub circuit: CircuitConfig,
 }
 
 #[derive(Debug, Deserialize)]
@@ -292,6 +310,16 @@ pub struct MiniGamePlatform {
     /// appid -> app.
     #[serde(default)]
     pub apps: BTreeMap<String, MiniGameApp>,
+    /// How the platform is reached (`[<platform>.upstream]`): proxy, CA,
+    /// client certificate, connection cap, idle timeout.
+    #[serde(default)]
+    pub upstream: UpstreamSettings,
+    /// Token buckets towards the platform (`[<platform>.rate_limits]`).
+    #[serde(default)]
+    pub rate_limits: RateLimitsConfig,
+    /// Failing fast while the platform fails (`[<platform>.circuit]`).
+    #[serde(default)]
+    pub circuit: CircuitConfig,
 }
 
 #[derive(Debug, Deserialize)]
@@ -320,6 +348,16 @@ pub struct OpenApiPlatform {
     /// appid -> app.
     #[serde(default)]
     pub apps: BTreeMap<String, OpenApiApp>,
+    /// How the platform is reached (`[<platform>.upstream]`): proxy, CA,
+    /// client certificate, connection cap, idle timeout.
+    #[serde(default)]
+    pub upstream: UpstreamSettings,
+    /// Token buckets towards the platform (`[<platform>.rate_limits]`).
+    #[serde(default)]
+    pub rate_limits: RateLimitsConfig,
+    /// Failing fast while the platform fails (`[<platform>.circuit]`).
+    #[serde(default)]
+    pub circuit: CircuitConfig,
 }
 
 #[derive(Debug, Deserialize)]
@@ -553,6 +591,49 @@ impl Config {
                     max_answer_bytes as u64,
                     answer_bytes.clone(),
                 )?;
+            }
+        }
+        for (name, protection) in [
+            (
+                "qq_minigame",
+                self.qq_minigame
+                    .as_ref()
+                    .map(|p| (&p.rate_limits, &p.circuit)),
+            ),
+            (
+                "qq_openapi",
+                self.qq_openapi
+                    .as_ref()
+                    .map(|p| (&p.rate_limits, &p.circuit)),
+            ),
+            (
+                "msdk",
+                self.msdk.as_ref().map(|p| (&p.rate_limits, &p.circuit)),
+            ),
+        ] {
+            if let Some((rate_limits, circuit)) = protection {
+                rate_limits.validate(name)?;
+                circuit.validate(name)?;
+            }
+        }
+        for (name, platform) in [
+            (
+                "qq_minigame",
+                self.qq_minigame
+                    .as_ref()
+                    .map(|p| (&p.base_url, &p.upstream)),
+            ),
+            (
+                "qq_openapi",
+                self.qq_openapi.as_ref().map(|p| (&p.base_url, &p.upstream)),
+            ),
+            (
+                "msdk",
+                self.msdk.as_ref().map(|p| (&p.base_url, &p.upstream)),
+            ),
+        ] {
+            if let Some((base_url, upstream)) = platform {
+                upstream.validate(name, base_url)?;
             }
         }
         if let Some(platform) = &self.qq_minigame {

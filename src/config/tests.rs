@@ -469,3 +469,42 @@ fn the_store_names_one_redis_and_keeps_its_password_out_of_the_url() {
         Ok(())
     });
 }
+
+#[test]
+fn rate_limits_and_circuits_come_from_the_file_and_the_environment() {
+    Jail::expect_with(|jail| {
+        let file = format!(
+            "{MSDK}[msdk.rate_limits]\nper_app = {{ rate_per_s = 0.5, burst = 3 }}\n\
+             [msdk.rate_limits.per_path]\n\"/relation/qqfriends_detail\" = {{ rate_per_s = 20, burst = 5 }}\n\
+             [msdk.circuit]\nmin_calls = 7\n"
+        );
+        jail.set_env("GAMEGATE_MSDK__RATE_LIMITS__PLATFORM__RATE_PER_S", "100");
+        jail.set_env("GAMEGATE_MSDK__RATE_LIMITS__PLATFORM__BURST", "50");
+        jail.set_env("GAMEGATE_MSDK__CIRCUIT__OPEN_MS", "2500");
+        let config = load(jail, &file)?;
+        let msdk = config.msdk.as_ref().unwrap();
+        let spec = |rate_per_s, burst| Some(super::RateSpec { rate_per_s, burst });
+        assert_eq!(msdk.rate_limits.per_app, spec(0.5, 3));
+        assert_eq!(msdk.rate_limits.platform, spec(100.0, 50));
+        assert_eq!(
+            msdk.rate_limits
+                .per_path
+                .get("/relation/qqfriends_detail")
+                .copied(),
+            spec(20.0, 5)
+        );
+        assert_eq!(
+            (
+                msdk.circuit.min_calls,
+                msdk.circuit.open_ms,
+                msdk.circuit.enabled
+            ),
+            (7, 2500, true)
+        );
+
+        jail.set_env("GAMEGATE_MSDK__CIRCUIT__FAILURE_RATIO", "2");
+        let refused = refusal(jail, &file);
+        assert!(refused.contains("msdk.circuit.failure_ratio"), "{refused}");
+        Ok(())
+    });
+}

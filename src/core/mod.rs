@@ -67,8 +67,24 @@ impl Core {
     }
 
     /// Serves one call of `route` by `caller` (`None`: callers are not
-    /// configured), within `deadline`.
+    /// configured), within `deadline`. A write's failure after its request
+    /// may have reached the platform is an unknown outcome
+    /// ([`GatewayError::of_write`]), whichever layer found it.
     pub async fn execute(
+        &self,
+        route: &Route,
+        caller: Option<&RegisteredCaller>,
+        message: &DynamicMessage,
+        deadline: CallDeadline,
+    ) -> Result<DynamicMessage, GatewayError> {
+        let outcome = self.serve(route, caller, message, deadline).await;
+        match outcome {
+            Err(error) if !route.idempotent => Err(error.of_write(&route.path)),
+            outcome => outcome,
+        }
+    }
+
+    async fn serve(
         &self,
         route: &Route,
         caller: Option<&RegisteredCaller>,

@@ -153,8 +153,20 @@ pub const fn of_reason(reason: ErrorReason) -> Disposition {
         | R::AuthParamInvalid
         | R::AuthParamMissing
         | R::MsdkRequestRejected
-        | R::UpstreamHttpRefused
-        | R::UpstreamMalformedResponse => plain(Code::Internal),
+        | R::UpstreamHttpRefused => plain(Code::Internal),
+        // An answer that is not valid HTTP or not the documented JSON: the
+        // platform's (or a proxy's) trouble, never a bug of gamegate's; the
+        // caller may try again later, but the same answer a moment later is
+        // likely the same (a misconfigured proxy, an oversized list), so
+        // gamegate does not resend it at once. (For a write the outcome is
+        // unknown: `UpstreamOutcomeUnknown`.)
+        R::UpstreamMalformedResponse => unavailable(ONE_SECOND, false),
+        // A write that may have been applied: nothing invites a retry.
+        R::UpstreamOutcomeUnknown => plain(Code::Unknown),
+        // Fail fast while the platform is failing; RetryInfo: the next probe.
+        R::UpstreamCircuitOpen => unavailable(ONE_SECOND, false),
+        // gamegate's own rate limit; RetryInfo: when a call is let through.
+        R::GatewayRateLimited => quota(Some(ONE_SECOND)),
 
         R::QqPlatformError | R::WechatPlatformError | R::UpstreamUnknownCode | R::Unspecified => {
             plain(Code::Unknown)

@@ -141,11 +141,16 @@ pub enum GatewayError {
         #[source]
         source: upstream::Error,
     },
-    #[error("{endpoint} answered http status {status}")]
+    #[error("{endpoint} answered http status {status}{}", match .status {
+        429 => " (too many requests)",
+        _ => "",
+    })]
     HttpStatus {
         platform: Platform,
         endpoint: String,
         status: u16,
+        /// The answer's `Retry-After`, when it sent one.
+        retry_after: Option<Duration>,
     },
     #[error(
         "{endpoint}{} answered something that is not its documented json{}",
@@ -212,6 +217,51 @@ pub enum GatewayError {
          the platform may have applied the write, and it is not sent again under this key"
     )]
     IdempotencyOutcomeUnknown,
+    /// A write that may have reached the platform got no complete,
+    /// well-formed answer: whether the platform applied it is unknown.
+    #[error(
+        "{endpoint}{} may have applied this write, but its outcome is unknown ({what}); sending \
+         it again could apply it twice: check its effect with a read, or send writes with an \
+         idempotency-key to make a retry safe",
+        on_host(.transport.as_ref().map(|t| t.host.as_str()))
+    )]
+    OutcomeUnknown {
+        platform: Platform,
+        endpoint: String,
+        /// What went wrong after the request was written, for the message.
+        what: String,
+        transport: Option<TransportFailure>,
+    },
+    /// The platform's circuit is open: recent calls failed, new ones fail fast
+    /// until a probe succeeds.
+    #[error(
+        "{} is failing (most recent calls got no answer or an http 5xx): gamegate is holding \
+         calls back for {} ms before it probes again",
+        platform_name(*.platform),
+        .retry_after.as_millis()
+    )]
+    CircuitOpen {
+        platform: Platform,
+        retry_after: Duration,
+    },
+    /// gamegate's own rate limit towards the platform is spent, or the
+    /// platform asked the app to slow down.
+    #[error(
+        "gamegate's rate limit {limit} towards {} is spent{}; the next call is let through in {} ms",
+        platform_name(*.platform),
+        if *.platform_asked { " (the platform asked this app to slow down)" } else { "" },
+        .retry_after.as_millis()
+    )]
+    RateLimited {
+        platform: Platform,
+        /// The limit's name: `platform`, `app:<app id>` or
+        /// `path:<app id>:<upstream path>` (no secret: app ids are public).
+        limit: String,
+        retry_after: Duration,
+        /// The platform answered a frequency-limit code: the app is held back
+        /// for the time it implied.
+        platform_asked: bool,
+    },
 }
 
 /// ` on <host>` for a message, or nothing when the host is unknown.
@@ -254,6 +304,7 @@ impl GatewayError {
             GatewayError::PlatformNotConfigured(_) => ErrorReason::PlatformNotConfigured,
             GatewayError::Timeout { .. } => ErrorReason::UpstreamTimeout,
             GatewayError::Unreachable { .. } => ErrorReason::UpstreamUnreachable,
+            GatewayError::HttpStatus { status: 429, .. } => ErrorReason::UpstreamRateLimited,
             GatewayError::HttpStatus { status, .. } if *status >= 500 => {
                 ErrorReason::UpstreamHttpError
             }
@@ -270,6 +321,76 @@ impl GatewayError {
             GatewayError::IdempotencyKeyInUse => ErrorReason::IdempotencyKeyInUse,
             GatewayError::IdempotencyKeyReused { .. } => ErrorReason::IdempotencyKeyReused,
             GatewayError::IdempotencyOutcomeUnknown => ErrorReason::IdempotencyOutcomeUnknown,
+            GatewayError::OutcomeUnknown { .. } => ErrorReason::UpstreamOutcomeUnknown,
+            GatewayError::CircuitOpen { .. } => ErrorReason::UpstreamCircuitOpen,
+            GatewayError::RateLimited { .. } => ErrorReason::GatewayRateLimited,
+        }
+    }
+
+    /// The ErrorInfo domain: the platform's whenever the platform sent an
+    /// HTTP answer (a code, an HTTP error status, a malformed answer), else
+    /// gamegate's (its own limits, no answer, an outcome it cannot know).
+    pub fn domain(&self) -> &'static str {
+        match self {
+            GatewayError::Upstream(upstream) => platform_domain(upstream.platform),
+            GatewayError::HttpStatus { platform, .. }
+            | GatewayError::Malformed { platform, .. } => platform_domain(*platform),
+            _ => GATEWAY_DOMAIN,
+        }
+    }
+
+    /// The `RetryInfo` delay this error tells: its own (a `Retry-After`, a
+    /// limit's next free slot, a circuit's next probe) where it knows one,
+    /// else its reason's.
+    pub fn retry_after(&self) -> Option<Duration> {
+        let by_reason = self.disposition().retry_after;
+        match self {
+            GatewayError::HttpStatus {
+                retry_after: Some(delay),
+                ..
+            } if by_reason.is_some() => Some(*delay),
+            GatewayError::CircuitOpen { retry_after, .. }
+            | GatewayError::RateLimited { retry_after, .. } => Some(*retry_after),
+            _ => by_reason,
+        }
+    }
+
+    /// This error as the outcome of a write (an RPC that is not idempotent)
+    /// to `endpoint`: when the request may have reached the platform and no
+    /// complete, well-formed answer came back (a connection lost after the
+    /// request was written, a cut or malformed answer), the outcome is
+    /// unknown, and nothing may invite a retry. Errors of other endpoints
+    /// (the app's token fetch before the write) are left as they are.
+    pub fn of_write(self, endpoint: &str) -> GatewayError {
+        match self {
+            GatewayError::Unreachable {
+                platform,
+                endpoint: failed,
+                source,
+            } if failed == endpoint && source.may_have_reached_platform() => {
+                let transport = TransportFailure::of(&source);
+                GatewayError::OutcomeUnknown {
+                    platform,
+                    endpoint: failed,
+                    what: unreachable_cause(&source),
+                    transport,
+                }
+            }
+            GatewayError::Malformed {
+                platform,
+                endpoint: failed,
+                detail,
+                transport,
+            } if failed == endpoint => GatewayError::OutcomeUnknown {
+                platform,
+                endpoint: failed,
+                what: match &transport {
+                    Some(transport) => format!("{}: {detail}", transport.cause),
+                    None => format!("the answer is not its documented json: {detail}"),
+                },
+                transport,
+            },
+            other => other,
         }
     }
 
@@ -301,9 +422,19 @@ impl GatewayError {
             | GatewayError::Malformed {
                 transport: Some(transport),
                 ..
+            }
+            | GatewayError::OutcomeUnknown {
+                transport: Some(transport),
+                ..
             } => Some((transport.cause, transport.host.as_str())),
             _ => None,
         }
+    }
+
+    /// Whether a read failed only because its pooled connection had been
+    /// closed by the platform: it goes again at once, on a new connection.
+    pub fn is_stale_connection(&self) -> bool {
+        matches!(self, GatewayError::Unreachable { source, .. } if source.is_stale_connection())
     }
 
     /// Whether a retry of the same call may succeed (for idempotent routes).
@@ -317,7 +448,7 @@ impl GatewayError {
         let disposition = self.disposition();
         let mut metadata: HashMap<String, String> = HashMap::new();
         let mut details = ErrorDetails::new();
-        let mut domain = GATEWAY_DOMAIN;
+        let domain = self.domain();
         let mut put = |key: &str, value: String| {
             metadata.insert(key.to_string(), value);
         };
@@ -390,10 +521,19 @@ impl GatewayError {
                 put("endpoint", endpoint.clone());
             }
             GatewayError::HttpStatus {
-                endpoint, status, ..
+                platform,
+                endpoint,
+                status,
+                ..
             } => {
                 put("endpoint", endpoint.clone());
                 put("http_status", status.to_string());
+                if disposition.detail == Detail::QuotaFailure {
+                    details.add_quota_failure_violation(
+                        format!("{}:{endpoint}", platform_domain(*platform)),
+                        format!("http status {status}"),
+                    );
+                }
             }
             GatewayError::Upstream(upstream) => {
                 put("upstream_code", upstream.code.to_string());
@@ -418,15 +558,37 @@ impl GatewayError {
                         );
                     }
                 }
-                domain = platform_domain(upstream.platform);
+            }
+            GatewayError::OutcomeUnknown { endpoint, .. } => {
+                put("endpoint", endpoint.clone());
+            }
+            GatewayError::CircuitOpen { platform, .. } => {
+                put("platform", platform_name(*platform).into());
+            }
+            GatewayError::RateLimited {
+                platform,
+                limit,
+                platform_asked,
+                ..
+            } => {
+                put("platform", platform_name(*platform).into());
+                put("limit", limit.clone());
+                details.add_quota_failure_violation(
+                    format!("gamegate:rate_limit:{}:{limit}", platform_name(*platform)),
+                    if *platform_asked {
+                        "the platform asked this app to slow down".to_string()
+                    } else {
+                        "the configured rate towards the platform is spent".to_string()
+                    },
+                );
             }
         }
         if let Some((cause, host)) = self.transport_cause() {
             put("cause", cause.as_str().into());
             put("host", host.into());
         }
-        if disposition.retry_after.is_some() {
-            details.set_retry_info(disposition.retry_after);
+        if let Some(delay) = self.retry_after() {
+            details.set_retry_info(Some(delay));
         }
         details.set_error_info(reason.info_reason(), domain, metadata);
         Status::with_error_details(disposition.code, self.to_string(), details)

@@ -188,11 +188,13 @@ fn gateway_errors() -> Vec<GatewayError> {
             platform: Platform::QqMinigame,
             endpoint: endpoint(),
             status: 503,
+            retry_after: None,
         },
         GatewayError::HttpStatus {
             platform: Platform::QqMinigame,
             endpoint: endpoint(),
             status: 404,
+            retry_after: None,
         },
         GatewayError::Malformed {
             platform: Platform::QqMinigame,
@@ -232,6 +234,22 @@ fn gateway_errors() -> Vec<GatewayError> {
             window: Duration::from_secs(86_400),
         },
         GatewayError::IdempotencyOutcomeUnknown,
+        GatewayError::OutcomeUnknown {
+            platform: Platform::QqMinigame,
+            endpoint: "/api/openDataContext/set_user_storage".into(),
+            what: "reset after the request was written".into(),
+            transport: None,
+        },
+        GatewayError::CircuitOpen {
+            platform: Platform::Msdk,
+            retry_after: Duration::from_millis(2500),
+        },
+        GatewayError::RateLimited {
+            platform: Platform::QqMinigame,
+            limit: "app:1112345678".into(),
+            retry_after: Duration::from_millis(40),
+            platform_asked: false,
+        },
     ]
 }
 
@@ -243,8 +261,20 @@ fn errors_found_by_gamegate_read_the_same_table() {
         let decoded = decode(&status);
         assert_eq!(decoded.code, row.code, "{error}");
         assert_eq!(decoded.reason, error.reason().info_reason(), "{error}");
-        assert_eq!(decoded.domain, GATEWAY_DOMAIN, "{error}");
-        assert_eq!(decoded.retry_after, row.retry_after, "{error}");
+        // The platform's domain only where the platform sent an HTTP answer.
+        let answered = matches!(
+            error,
+            GatewayError::HttpStatus { .. } | GatewayError::Malformed { .. }
+        );
+        assert_eq!(decoded.domain == GATEWAY_DOMAIN, !answered, "{error}");
+        assert_eq!(decoded.domain, error.domain(), "{error}");
+        // The reason's delay, or the error's own where it knows one.
+        assert_eq!(decoded.retry_after, error.retry_after(), "{error}");
+        assert_eq!(
+            decoded.retry_after.is_some(),
+            row.retry_after.is_some(),
+            "{error}"
+        );
         let quota_failures = usize::from(row.detail == Detail::QuotaFailure);
         assert_eq!(decoded.quota_failures, quota_failures, "{error}");
         if !matches!(error, GatewayError::InvalidRequest { .. }) {
@@ -394,12 +424,17 @@ fn transport_failures_name_their_cause_and_host_in_metadata_and_message() {
         assert_eq!(info.metadata["cause"], cause, "{error}");
         assert_eq!(info.metadata["host"], host, "{error}");
         assert_eq!(info.metadata["endpoint"], ENDPOINT, "{error}");
-        assert_eq!(info.domain, GATEWAY_DOMAIN);
+        // A malformed answer came from the platform; the others did not.
+        let expected_domain = match error {
+            GatewayError::Malformed { .. } => "openapi.minigame.qq.com",
+            _ => GATEWAY_DOMAIN,
+        };
+        assert_eq!(info.domain, expected_domain, "{error}");
     }
-    // The reasons and codes of these errors are those they always had.
     assert_eq!(unreachable.to_status().code(), Code::Unavailable);
     assert_eq!(timeout.to_status().code(), Code::DeadlineExceeded);
-    assert_eq!(malformed.to_status().code(), Code::Internal);
+    // A read's malformed answer: the platform's trouble, worth a retry.
+    assert_eq!(malformed.to_status().code(), Code::Unavailable);
 }
 
 #[test]
@@ -425,6 +460,7 @@ fn errors_without_a_transport_failure_carry_no_cause() {
             platform: Platform::QqOpenapi,
             endpoint: endpoint(),
             status: 503,
+            retry_after: None,
         },
         upstream_error(ErrorReason::UpstreamBusy),
     ] {

@@ -142,7 +142,18 @@ pub struct Metrics {
     /// A series only once a Redis store exists (a memory store has none).
     redis_up: Family<OperationLabels, Gauge>,
     store_fallbacks: Family<OperationLabels, Counter>,
+    /// 1 for each platform's current circuit state, 0 for the others.
+    circuit_state: Family<CircuitLabels, Gauge>,
 }
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CircuitLabels {
+    platform: &'static str,
+    state: &'static str,
+}
+
+/// The states of a platform's circuit (`policy::breaker`).
+const CIRCUIT_STATES: [&str; 3] = ["closed", "open", "half_open"];
 
 /// One declared RPC: its series are made at its first call (56 RPCs' empty
 /// histograms would be most of a scrape).
@@ -215,8 +226,9 @@ impl Metrics {
         let calls_shed = Family::default();
         registry.register(
             "gamegate_calls_shed",
-            "Calls refused to protect gamegate or the platform (reason: GATEWAY_OVERLOADED) or \
-             ended by their deadline (reason: DEADLINE_EXCEEDED)",
+            "Calls refused to protect gamegate or the platform (reason: GATEWAY_OVERLOADED, \
+             GATEWAY_RATE_LIMITED, UPSTREAM_CIRCUIT_OPEN) or ended by their deadline (reason: \
+             DEADLINE_EXCEEDED)",
             calls_shed.clone(),
         );
         let upstream_requests = Family::default();
@@ -310,6 +322,13 @@ impl Metrics {
             "Store operations served by this process alone because Redis did not answer",
             store_fallbacks.clone(),
         );
+        let circuit_state = Family::default();
+        registry.register(
+            "gamegate_upstream_circuit_state",
+            "1 for the state each platform's circuit is in (closed, open: calls fail fast, \
+             half_open: probes are out), 0 for the others",
+            circuit_state.clone(),
+        );
         registry.register(
             "gamegate_build",
             "The running build",
@@ -346,6 +365,7 @@ impl Metrics {
             tokens,
             redis_up,
             store_fallbacks,
+            circuit_state,
         }
     }
 
@@ -513,6 +533,18 @@ impl Metrics {
             .inc();
     }
 
+    /// `platform`'s circuit is now in `state` (`closed`, `open`, `half_open`).
+    pub fn circuit_state(&self, platform: &'static str, state: &'static str) {
+        for each in CIRCUIT_STATES {
+            self.circuit_state
+                .get_or_create(&CircuitLabels {
+                    platform,
+                    state: each,
+                })
+                .set(i64::from(each == state));
+        }
+    }
+
     /// The registry in the Prometheus text format (0.0.4).
     pub fn prometheus_text(&self) -> String {
         let mut out = String::with_capacity(16 * 1024);
@@ -577,7 +609,13 @@ impl RpcCall {
                     error_reason: reason,
                 })
                 .inc();
-            if matches!(reason, "GATEWAY_OVERLOADED" | "DEADLINE_EXCEEDED") {
+            if matches!(
+                reason,
+                "GATEWAY_OVERLOADED"
+                    | "DEADLINE_EXCEEDED"
+                    | "GATEWAY_RATE_LIMITED"
+                    | "UPSTREAM_CIRCUIT_OPEN"
+            ) {
                 metrics
                     .calls_shed
                     .get_or_create(&ReasonLabels { reason })
@@ -721,6 +759,7 @@ impl HostMetrics {
         self.open.inc();
         OpenConnection {
             open: self.open.clone(),
+            slot: None,
         }
     }
 
@@ -741,6 +780,19 @@ impl HostMetrics {
 #[derive(Debug)]
 pub struct OpenConnection {
     open: Gauge,
+    /// What else is released when the connection closes: a slot of its
+    /// upstream's connection cap (`max_connections`), kept here so that every
+    /// way a connection ends (dropped after an error, reaped, refused by the
+    /// pool) gives its slot back.
+    slot: Option<Box<dyn std::any::Any + Send + Sync>>,
+}
+
+impl OpenConnection {
+    /// The same guard, also holding `slot` until the connection is dropped.
+    pub fn holding(mut self, slot: impl std::any::Any + Send + Sync) -> OpenConnection {
+        self.slot = Some(Box::new(slot));
+        self
+    }
 }
 
 impl Drop for OpenConnection {

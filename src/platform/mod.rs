@@ -17,11 +17,11 @@ use serde_json::{Map, Value as Json};
 use tokio::time::Instant;
 
 use crate::{
-    config::Config,
+    config::{CircuitConfig, Config, RateLimitsConfig},
     errors::{GatewayError, TransportFailure, platform_name},
     metrics,
     plan::{Route, UpstreamRequest},
-    policy::RetryPolicy,
+    policy::{CircuitBreaker, FleetSize, RateLimits, RetryPolicy, counts_against_platform},
     proto::Platform,
     state::Store,
     upstream::{self, OutgoingBody, Upstream, UpstreamAnswer, UpstreamCall, UpstreamHttp},
@@ -90,6 +90,11 @@ pub struct ConfiguredPlatform {
     client: Box<dyn PlatformClient>,
     budget: Duration,
     retry: RetryPolicy,
+    /// Token buckets towards the platform; `None` until [`Self::protect`].
+    rate: Option<RateLimits>,
+    /// Fails calls fast while the platform fails; `None` until
+    /// [`Self::protect`].
+    breaker: Option<CircuitBreaker>,
 }
 
 impl ConfiguredPlatform {
@@ -98,7 +103,25 @@ impl ConfiguredPlatform {
             client,
             budget,
             retry: RetryPolicy::default(),
+            rate: None,
+            breaker: None,
         }
+    }
+
+    /// With `platform`'s rate limits and circuit breaker from its section
+    /// (`apps`: the configured app ids; `fleet`: the replicas that share the
+    /// rates).
+    pub fn protect<'a>(
+        mut self,
+        platform: Platform,
+        rate_limits: &RateLimitsConfig,
+        circuit: &CircuitConfig,
+        apps: impl IntoIterator<Item = &'a String>,
+        fleet: FleetSize,
+    ) -> Self {
+        self.rate = Some(RateLimits::new(platform, rate_limits, apps, fleet));
+        self.breaker = Some(CircuitBreaker::new(platform, circuit));
+        self
     }
 
     /// The platform's own answer budget.
@@ -114,10 +137,19 @@ impl ConfiguredPlatform {
         request: &UpstreamRequest,
         deadline: Instant,
     ) -> Result<Map<String, Json>, GatewayError> {
+        // Refused here, nothing reaches the platform (nor its metrics).
+        if let Some(rate) = &self.rate {
+            rate.admit(&request.app_id, &route.path)?;
+        }
+        let admission = match &self.breaker {
+            Some(breaker) => Some(breaker.admit()?),
+            None => None,
+        };
         let endpoint = metrics::global().endpoint(platform_name(route.platform), &route.path);
         endpoint.requested();
         let mut attempts = 0u32;
-        self.retry
+        let outcome = self
+            .retry
             .run(route.idempotent, deadline, &route.path, || {
                 let retry = attempts > 0;
                 attempts += 1;
@@ -130,7 +162,22 @@ impl ConfiguredPlatform {
                     result
                 }
             })
-            .await
+            .await;
+        if let (Some(breaker), Some(admission)) = (&self.breaker, admission) {
+            let failed = outcome.as_ref().err().is_some_and(counts_against_platform);
+            breaker.record(admission, failed);
+        }
+        if let (Some(rate), Err(error)) = (&self.rate, &outcome)
+            && error.reason() == crate::proto::ErrorReason::UpstreamRateLimited
+        {
+            // The platform's frequency limit: hold the app back for as long
+            // as the platform implied (its Retry-After, else the reason's).
+            rate.hold_back(
+                &request.app_id,
+                error.retry_after().unwrap_or(Duration::from_secs(1)),
+            );
+        }
+        outcome
     }
 }
 
@@ -149,14 +196,36 @@ impl PlatformRegistry {
         store: &dyn Store,
     ) -> Result<Self, upstream::InvalidBaseUrl> {
         let mut registry = PlatformRegistry::default();
+        let fleet = store.fleet();
         if let Some(section) = &config.qq_minigame {
-            registry.insert(Platform::QqMinigame, minigame::build(section, http, store)?);
+            let built = minigame::build(section, http, store)?.protect(
+                Platform::QqMinigame,
+                &section.rate_limits,
+                &section.circuit,
+                section.apps.keys(),
+                fleet.clone(),
+            );
+            registry.insert(Platform::QqMinigame, built);
         }
         if let Some(section) = &config.qq_openapi {
-            registry.insert(Platform::QqOpenapi, openapi::build(section, http)?);
+            let built = openapi::build(section, http)?.protect(
+                Platform::QqOpenapi,
+                &section.rate_limits,
+                &section.circuit,
+                section.apps.keys(),
+                fleet.clone(),
+            );
+            registry.insert(Platform::QqOpenapi, built);
         }
         if let Some(section) = &config.msdk {
-            registry.insert(Platform::Msdk, msdk::build(section, http)?);
+            let built = msdk::build(section, http)?.protect(
+                Platform::Msdk,
+                &section.rate_limits,
+                &section.circuit,
+                section.apps.keys(),
+                fleet,
+            );
+            registry.insert(Platform::Msdk, built);
         }
         Ok(registry)
     }
@@ -267,6 +336,7 @@ pub fn transport_error(
             platform,
             endpoint,
             status,
+            retry_after: error.retry_after(),
         };
     }
     if error.answer_malformed() {

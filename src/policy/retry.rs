@@ -53,18 +53,32 @@ impl RetryPolicy {
             if !idempotent || attempts >= MAX_ATTEMPTS || !error.is_transient() {
                 return Err(error);
             }
-            let backoff = BACKOFF_BASE * 2u32.pow(attempts - 1);
-            let jittered = backoff.mul_f64(rand::rng().random_range(0.5..1.5));
+            // A pooled connection the platform had closed says nothing about
+            // the platform: the read goes again at once on a new one (as an
+            // attempt, within the budget).
+            let jittered = if error.is_stale_connection() {
+                Duration::ZERO
+            } else {
+                let backoff = BACKOFF_BASE * 2u32.pow(attempts - 1);
+                backoff.mul_f64(rand::rng().random_range(0.5..1.5))
+            };
             if Instant::now() + jittered >= deadline || !self.budget.withdraw() {
                 return Err(error);
             }
-            tracing::info!(
-                endpoint,
-                attempt = attempts,
-                reason = error.reason().info_reason(),
-                "transient upstream failure; retrying a read"
-            );
-            tokio::time::sleep(jittered).await;
+            if jittered.is_zero() {
+                tracing::debug!(
+                    endpoint,
+                    "a pooled connection was closed; sending on a new one"
+                );
+            } else {
+                tracing::info!(
+                    endpoint,
+                    attempt = attempts,
+                    reason = error.reason().info_reason(),
+                    "transient upstream failure; retrying a read"
+                );
+                tokio::time::sleep(jittered).await;
+            }
             attempts += 1;
         }
     }
@@ -81,6 +95,7 @@ mod tests {
             platform: crate::proto::Platform::Msdk,
             endpoint: "/relation/qqfriends_detail".into(),
             status: 503,
+            retry_after: None,
         }
     }
 
@@ -113,6 +128,7 @@ mod tests {
             platform: crate::proto::Platform::Msdk,
             endpoint: "/x".into(),
             status: 404,
+            retry_after: None,
         };
         assert_eq!(attempts_of(true, permanent).await, 1, "not transient");
     }

@@ -251,4 +251,15 @@ pub trait Store: Send + Sync {
     /// Frees `key`: its call failed before anything was sent to the
     /// platform, so that the caller's retry with the same key runs.
     fn release(&self, key: &IdempotencyKey) -> BoxFuture<'_, ()>;
+
+    /// How many replicas share the platforms' rate limits, kept current by
+    /// the store: 1 for a store of this process alone; the fleet's live
+    /// replicas (each heartbeating through the store) for a shared one, the
+    /// last known count while the store cannot be reached.
+    fn fleet(&self) -> FleetSize {
+        Arc::new(std::sync::atomic::AtomicUsize::new(1))
+    }
 }
+
+/// The number of live replicas (read as at least 1).
+pub type FleetSize = Arc<std::sync::atomic::AtomicUsize>;

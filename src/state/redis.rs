@@ -45,8 +45,8 @@ use thiserror::Error;
 use tokio::time::{Instant, sleep, timeout};
 
 use super::{
-    AccessToken, AccessTokens, BoxFuture, Claim, IdempotencyKey, IssuedToken, MemoryStore,
-    SharedFetch, Store, TokenScope, TokenSource, spawn_shared_fetch,
+    AccessToken, AccessTokens, BoxFuture, Claim, FleetSize, IdempotencyKey, IssuedToken,
+    MemoryStore, SharedFetch, Store, TokenScope, TokenSource, spawn_shared_fetch,
 };
 use crate::{
     errors::{GatewayError, platform_name},
@@ -141,6 +141,10 @@ struct Inner {
     reachability: Reachability,
     /// Idempotency records while Redis cannot be reached.
     fallback: MemoryStore,
+    /// The live replicas, counted by the heartbeat ([`Inner::heartbeat`]),
+    /// which starts with the first caller of [`Store::fleet`].
+    fleet: FleetSize,
+    heartbeat_started: AtomicBool,
 }
 
 /// Compare-and-delete: deletes `KEYS[1]` only if its value starts with
@@ -200,6 +204,8 @@ impl RedisStore {
                 command_timeout: settings.command_timeout,
                 reachability: Reachability::default(),
                 fallback: MemoryStore::default(),
+                fleet: Arc::new(std::sync::atomic::AtomicUsize::new(1)),
+                heartbeat_started: AtomicBool::new(false),
             }),
         };
         Ok(store)
@@ -427,6 +433,76 @@ impl Store for RedisStore {
                 self.inner.fallback.release(&key).await;
             }
         })
+    }
+
+    fn fleet(&self) -> FleetSize {
+        if !self.inner.heartbeat_started.swap(true, Ordering::AcqRel) {
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    runtime.spawn(Inner::heartbeat(Arc::downgrade(&self.inner)));
+                }
+                // No runtime (a synchronous test): this replica counts alone.
+                Err(_) => self.inner.heartbeat_started.store(false, Ordering::Release),
+            }
+        }
+        self.inner.fleet.clone()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The fleet's heartbeat: `<prefix>fleet:replicas`, a sorted set of replica ids
+// scored by the time each last beat; the live ones beat within the last
+// `FLEET_TTL`. Its one key lives in one slot of a cluster.
+// ---------------------------------------------------------------------------
+
+/// How often a replica beats.
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
+/// A replica that has not beaten for this long is gone.
+const FLEET_TTL: Duration = Duration::from_secs(15);
+
+impl Inner {
+    fn fleet_key(&self) -> String {
+        format!("{}fleet:replicas", self.prefix)
+    }
+
+    /// Beats until the store is dropped: adds this replica, forgets the
+    /// replicas gone silent, and counts the rest. While Redis cannot be
+    /// reached the last count stands (the buckets stay as they were).
+    async fn heartbeat(this: std::sync::Weak<Inner>) {
+        let replica = hex::encode(rand::random::<[u8; 12]>());
+        loop {
+            let Some(inner) = this.upgrade() else { return };
+            let key = inner.fleet_key();
+            let now = unix_ms();
+            let replica = replica.clone();
+            let counted: Result<usize, Unavailable> = inner
+                .run(|mut c| async move {
+                    let (_, _, live, _): (i64, i64, usize, i64) = redis::pipe()
+                        .cmd("ZADD")
+                        .arg(&key)
+                        .arg(now)
+                        .arg(&replica)
+                        .cmd("ZREMRANGEBYSCORE")
+                        .arg(&key)
+                        .arg("-inf")
+                        .arg(now.saturating_sub(FLEET_TTL.as_millis() as u64))
+                        .cmd("ZCARD")
+                        .arg(&key)
+                        .cmd("PEXPIRE")
+                        .arg(&key)
+                        .arg(4 * FLEET_TTL.as_millis() as u64)
+                        .query_async(&mut c)
+                        .await?;
+                    Ok(live)
+                })
+                .await;
+            match counted {
+                Ok(live) => inner.fleet.store(live.max(1), Ordering::Relaxed),
+                Err(_) => metrics::global().store_fell_back("fleet"),
+            }
+            drop(inner);
+            tokio::time::sleep(HEARTBEAT_EVERY).await;
+        }
     }
 }
 
@@ -1067,6 +1143,31 @@ mod tests {
             second_b.unwrap().value.expose_secret()
         );
         assert_ne!(first_a.value.expose_secret(), "token-2");
+    }
+
+    #[tokio::test]
+    async fn replicas_count_each_other_through_their_heartbeats() {
+        let (one, two) = replicas("fleet").await;
+        let until = |store: &RedisStore, replicas: usize| {
+            let fleet = store.fleet();
+            async move {
+                for _ in 0..100 {
+                    if fleet.load(Ordering::Relaxed) == replicas {
+                        return true;
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                false
+            }
+        };
+        assert!(until(&one, 1).await, "alone at first");
+        // The second one's first beat finds the first one's.
+        assert!(until(&two, 2).await, "two replicas");
+        assert_eq!(
+            two.fleet().load(Ordering::Relaxed),
+            2,
+            "a second call of fleet() starts no second heartbeat"
+        );
     }
 
     #[tokio::test]

@@ -11,8 +11,17 @@
 //! For the operator, every transport failure also names the host gamegate was
 //! talking to (the base URL's authority, never its path or a query) and a
 //! [`Cause`]: one of a fixed set of classes, fit for a metric label.
+//!
+//! The client itself never sends a request twice: a reused connection that
+//! the platform had closed is reported ([`Error::is_stale_connection`]), and
+//! the caller's retry policy, which counts attempts and holds the retry
+//! budget, decides whether to send again.
 
-use std::{io, sync::Arc};
+use std::{
+    io,
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 use thiserror::Error;
 
@@ -150,15 +159,20 @@ impl ErrorKind {
     }
 }
 
-/// How far one exchange got.
+/// How far one exchange got (one request on one connection: the client never
+/// sends it again itself).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Progress {
-    /// At least one byte of the request was handed to a connection, in any
-    /// attempt (a re-send on a fresh connection included).
+    /// At least one byte of the request was handed to the connection.
     pub request_written: bool,
-    /// At least one byte of an answer arrived in the current attempt.
+    /// At least one byte of an answer arrived (set as that byte is read, so
+    /// that a deadline ending the exchange mid-answer still tells it began).
     pub answer_started: bool,
 }
+
+/// The longest `Retry-After` delay kept: a platform asking for more (or a
+/// clock far off) must not park a caller's retries for days.
+pub(super) const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 /// A failed exchange: what failed, with which host, and how far the exchange
 /// had got. Its text is the failed step's alone (the host and cause are
@@ -174,6 +188,11 @@ pub struct Error {
     request_written: bool,
     answer_started: bool,
     answer_complete: bool,
+    /// A reused pooled connection, closed or reset before any byte of the
+    /// answer arrived.
+    stale_connection: bool,
+    /// A non-2xx answer's `Retry-After`, bounded by [`MAX_RETRY_AFTER`].
+    retry_after: Option<Duration>,
 }
 
 impl Error {
@@ -186,7 +205,22 @@ impl Error {
             request_written: progress.request_written || answer_complete,
             answer_started: progress.answer_started || answer_complete,
             answer_complete,
+            stale_connection: false,
+            retry_after: None,
         }
+    }
+
+    /// The same error, telling whether it happened on a reused pooled
+    /// connection the platform had closed (see [`Error::is_stale_connection`]).
+    pub(super) fn with_stale_connection(mut self, stale: bool) -> Self {
+        self.stale_connection = stale && !self.answer_started;
+        self
+    }
+
+    /// The same error, with the delay a non-2xx answer's `Retry-After` asked for.
+    pub(super) fn with_retry_after(mut self, delay: Option<Duration>) -> Self {
+        self.retry_after = delay.map(|delay| delay.min(MAX_RETRY_AFTER));
+        self
     }
 
     /// The same error, naming the host it happened with.
@@ -251,6 +285,32 @@ impl Error {
         self.request_written
     }
 
+    /// Whether any byte of an answer arrived (a complete one included).
+    pub fn answer_started(&self) -> bool {
+        self.answer_started
+    }
+
+    /// Whether the platform may have received the request and acted on it
+    /// without gamegate learning the outcome: some byte of the request was
+    /// written and no complete well-formed answer came back. A write failing
+    /// so has an unknown outcome; one failing otherwise was not applied (no
+    /// byte left gamegate) or was answered.
+    pub fn may_have_reached_platform(&self) -> bool {
+        self.request_written && !self.answer_complete
+    }
+
+    /// Whether the request went on a reused pooled connection that turned out
+    /// closed or reset before any byte of the answer arrived: the platform
+    /// retired an idle connection as the request crossed it. A read may be
+    /// sent again at once, on a new connection (the failed one is never pooled
+    /// again); the client does not do so itself, so that every send counts
+    /// against the caller's attempts and retry budget. A write may not: the
+    /// platform may have read it before closing ([`Error::may_have_reached_platform`]).
+    /// Never true for a fresh connection, nor once an answer had begun.
+    pub fn is_stale_connection(&self) -> bool {
+        self.stale_connection
+    }
+
     /// Whether a complete answer arrived (only an answer with a non-2xx status
     /// fails after one did).
     pub fn answer_complete(&self) -> bool {
@@ -278,4 +338,85 @@ impl Error {
             _ => None,
         }
     }
+
+    /// How long a non-2xx answer (a 429, a 503) asked to wait before another
+    /// request, from its `Retry-After` header: delta-seconds, or an
+    /// IMF-fixdate relative to the clock when the answer arrived (the
+    /// obsolete date forms are not read); at most an hour; `None` without a
+    /// valid one.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+}
+
+/// The delay a `Retry-After` value asks for (RFC 9110 10.2.3), as of `now`:
+/// delta-seconds, or an HTTP-date in the IMF-fixdate form every sender must
+/// use (`Sun, 06 Nov 1994 08:49:37 GMT`; the obsolete RFC 850 and asctime
+/// forms are not read: `None`). A date already past is no delay. Bounded by
+/// [`MAX_RETRY_AFTER`] (so that a huge number is that bound, not an error).
+pub(super) fn retry_after_delay(value: &[u8], now: SystemTime) -> Option<Duration> {
+    let value = value.trim_ascii();
+    let delay = if !value.is_empty() && value.iter().all(u8::is_ascii_digit) {
+        // Saturating: twenty digits of seconds mean "a long time", not garbage.
+        let seconds = value.iter().fold(0u64, |seconds, digit| {
+            seconds
+                .saturating_mul(10)
+                .saturating_add(u64::from(digit - b'0'))
+        });
+        Duration::from_secs(seconds)
+    } else {
+        let at = UNIX_EPOCH + Duration::from_secs(imf_fixdate(value)?);
+        at.duration_since(now).unwrap_or(Duration::ZERO)
+    };
+    Some(delay.min(MAX_RETRY_AFTER))
+}
+
+/// Seconds since the Unix epoch of an IMF-fixdate (RFC 9110 5.6.7).
+fn imf_fixdate(text: &[u8]) -> Option<u64> {
+    const DAYS: [&[u8]; 7] = [b"Mon", b"Tue", b"Wed", b"Thu", b"Fri", b"Sat", b"Sun"];
+    const MONTHS: [&[u8]; 12] = [
+        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
+        b"Dec",
+    ];
+    let number = |digits: &[u8]| -> Option<u64> {
+        digits.iter().try_fold(0u64, |n, d| {
+            d.is_ascii_digit().then(|| n * 10 + u64::from(d - b'0'))
+        })
+    };
+    // "Sun, 06 Nov 1994 08:49:37 GMT": every field at a fixed place.
+    if text.len() != 29
+        || !DAYS.contains(&&text[0..3])
+        || &text[3..5] != b", "
+        || text[7] != b' '
+        || text[11] != b' '
+        || text[16] != b' '
+        || text[19] != b':'
+        || text[22] != b':'
+        || &text[25..] != b" GMT"
+    {
+        return None;
+    }
+    let day = number(&text[5..7])?;
+    let month = MONTHS.iter().position(|m| *m == &text[8..11])? as u64 + 1;
+    let year = number(&text[12..16])?;
+    let (hour, minute, second) = (
+        number(&text[17..19])?,
+        number(&text[20..22])?,
+        number(&text[23..25])?,
+    );
+    if !(1..=31).contains(&day) || year < 1970 || hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's algorithm), years from March.
+    let (y, m) = if month <= 2 {
+        (year - 1, month + 9)
+    } else {
+        (year, month - 3)
+    };
+    let era = y / 400;
+    let year_of_era = y % 400;
+    let day_of_year = (153 * m + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    let days = era * 146_097 + day_of_era - 719_468;
+    Some(days * 86_400 + hour * 3600 + minute * 60 + second)
 }

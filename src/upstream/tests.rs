@@ -1,7 +1,9 @@
 //! The upstream HTTP/1.1 client against scripted servers on 127.0.0.1: framing
-//! (length, chunked, until close, 1xx, byte-at-a-time), keep-alive reuse, stale
-//! pooled connections, deadlines, limits, TLS, errors without secrets, and one
-//! real failure of each [`Cause`], each naming the host.
+//! (length, chunked, until close, 1xx, byte-at-a-time, and a table of
+//! malformed and ambiguous answers), keep-alive reuse, stale pooled
+//! connections reported and never resent, deadlines, limits, `Retry-After`,
+//! TLS, errors without secrets, and one real failure of each [`Cause`], each
+//! naming the host.
 
 use std::{
     sync::{
@@ -265,30 +267,207 @@ async fn a_pooled_connection_the_platform_closed_is_not_used() {
 }
 
 #[tokio::test]
-async fn a_read_is_resent_once_when_a_reused_connection_closes_under_it() {
-    // The first connection answers once, then closes on the next request
-    // without answering (the close crossed the request).
+async fn a_reused_connection_closed_under_a_request_is_reported_stale_and_not_resent() {
+    // Each connection answers once, then closes (or resets) on the next
+    // request without answering: the close crossed the request.
     let server = scripted(vec![
         vec![Reply::Send(OK_HELLO), Reply::Close],
-        vec![Reply::Send(OK_HELLO), Reply::Close],
+        vec![Reply::Send(OK_HELLO), Reply::Reset],
         vec![Reply::Send(OK_HELLO)],
     ])
     .await;
     let upstream = upstream(&server.base);
     upstream.send(post("/x", SECOND, true)).await.unwrap();
+    // A read: the client does not send it again itself (the retry policy
+    // does, counting the attempt); it says why.
+    let error = upstream.send(post("/x", SECOND, true)).await.err().unwrap();
+    assert!(matches!(error.kind(), ErrorKind::ClosedEarly), "{error:?}");
+    assert!(error.is_stale_connection(), "{error:?}");
+    assert!(error.request_written() && !error.answer_started());
+    assert!(error.may_have_reached_platform() && !error.answer_malformed());
+    assert_eq!(server.connections.load(Ordering::SeqCst), 1);
+    // What the retry policy does next: a new connection (the closed one was
+    // not pooled again).
     let answer = upstream.send(post("/x", SECOND, true)).await.unwrap();
     assert_eq!(&answer.body[..], b"hello");
     assert_eq!(server.connections.load(Ordering::SeqCst), 2);
-    // A write is not sent twice: the caller learns the platform was unreachable.
+    // A write on a reused connection reset under it: stale too, and the
+    // platform may have read it (the caller does not resend a write).
     let error = upstream
         .send(post("/x", SECOND, false))
         .await
         .err()
         .unwrap();
-    assert!(matches!(error.kind(), ErrorKind::ClosedEarly), "{error:?}");
-    // It was written, and no answer came: the platform may have applied it.
-    assert!(error.request_written() && !error.answer_complete());
+    assert!(
+        matches!(error.kind(), ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::ConnectionReset),
+        "{error:?}"
+    );
+    assert!(error.is_stale_connection() && error.may_have_reached_platform());
     assert_eq!(server.connections.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_new_connection_closed_before_answering_is_not_stale() {
+    let server = scripted(vec![vec![Reply::Close]]).await;
+    let error = upstream(&server.base)
+        .send(post("/x", SECOND, true))
+        .await
+        .err()
+        .unwrap();
+    assert!(matches!(error.kind(), ErrorKind::ClosedEarly), "{error:?}");
+    // The platform took a new connection and dropped the request: not the
+    // race of an idle connection, so nothing says a resend would fare better.
+    assert!(!error.is_stale_connection() && error.may_have_reached_platform());
+    assert_eq!(server.connections.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_reused_connection_that_goes_silent_is_a_timeout_not_stale() {
+    let server = scripted(vec![vec![Reply::Send(OK_HELLO), Reply::Hang]]).await;
+    let upstream = upstream(&server.base);
+    upstream.send(post("/x", SECOND, true)).await.unwrap();
+    let error = upstream
+        .send(post("/x", Duration::from_millis(200), true))
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        error.is_timeout() && !error.is_stale_connection(),
+        "{error:?}"
+    );
+    assert!(error.may_have_reached_platform());
+}
+
+#[tokio::test]
+async fn the_first_answer_byte_counts_even_when_the_deadline_ends_the_exchange() {
+    // Part of a head, then silence: the exchange is dropped by the deadline
+    // mid-answer, and must still tell that an answer had begun.
+    let server = scripted(vec![vec![Reply::Send(b"HTTP/1.1 200 OK\r\nContent-Le")]]).await;
+    let error = failure(&upstream(&server.base), Duration::from_millis(200)).await;
+    assert_cause(&error, Cause::TimeoutAfterSend, &host_of(&server.base));
+    assert!(
+        error.answer_started() && !error.answer_complete(),
+        "{error:?}"
+    );
+    assert!(error.may_have_reached_platform() && !error.is_stale_connection());
+}
+
+#[tokio::test]
+async fn may_have_reached_platform_is_a_written_request_without_a_complete_answer() {
+    // Nothing written: a refused connection, a deadline already past.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let refused = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let error = failure(&upstream(&refused), SECOND).await;
+    assert!(!error.may_have_reached_platform(), "{error:?}");
+    let server = scripted(vec![vec![
+        Reply::Send(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"),
+        Reply::Send(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n{}"),
+    ]])
+    .await;
+    let upstream = upstream(&server.base);
+    let error = failure(&upstream, Duration::ZERO).await;
+    assert!(!error.may_have_reached_platform(), "{error:?}");
+    // Answered completely (a non-2xx status): the outcome is known.
+    let error = failure(&upstream, SECOND).await;
+    assert_eq!(error.status(), Some(503));
+    assert!(!error.may_have_reached_platform(), "{error:?}");
+    // Answered, but not with a well-formed answer (cut short): the platform
+    // had the request and its outcome is not known.
+    let server = scripted(vec![vec![Reply::SendAndClose(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n{}",
+    )]])
+    .await;
+    let error = failure(&self::upstream(&server.base), SECOND).await;
+    assert!(error.answer_malformed() && error.may_have_reached_platform());
+}
+
+#[tokio::test]
+async fn a_retry_after_of_a_non_2xx_answer_is_kept_and_bounded() {
+    const BUSY: &[u8] =
+        b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 7\r\nContent-Length: 0\r\n\r\n";
+    const BUSY_FOR_DAYS: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
+        Retry-After: 864000\r\nContent-Length: 0\r\n\r\n";
+    const BUSY_SOON: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
+        Retry-After: soon\r\nContent-Length: 0\r\n\r\n";
+    const UNAVAILABLE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n";
+    let server = scripted(vec![vec![
+        Reply::Send(BUSY),
+        Reply::Send(BUSY_FOR_DAYS),
+        Reply::Send(BUSY_SOON),
+        Reply::Send(UNAVAILABLE),
+    ]])
+    .await;
+    let upstream = upstream(&server.base);
+    let mut outcomes = Vec::new();
+    for _ in 0..4 {
+        let error = failure(&upstream, SECOND).await;
+        assert_eq!(error.cause(), None, "{error:?}");
+        // The header's value is never in the error's text.
+        for text in [error.to_string(), format!("{error:?}")] {
+            assert!(!text.contains("soon") && !text.contains("864000"), "{text}");
+        }
+        outcomes.push((error.status(), error.retry_after()));
+    }
+    assert_eq!(
+        outcomes,
+        [
+            (Some(429), Some(Duration::from_secs(7))),
+            (Some(503), Some(error::MAX_RETRY_AFTER)),
+            (Some(503), None),
+            (Some(503), None),
+        ]
+    );
+}
+
+#[test]
+fn retry_after_values() {
+    use std::time::UNIX_EPOCH;
+    // Sun, 06 Nov 1994 08:49:37 GMT (RFC 9110's example).
+    let now = UNIX_EPOCH + Duration::from_secs(784_111_777);
+    let delay = |value: &str| error::retry_after_delay(value.as_bytes(), now);
+    assert_eq!(delay("120"), Some(Duration::from_secs(120)));
+    assert_eq!(delay(" 0 "), Some(Duration::ZERO));
+    assert_eq!(delay("3601"), Some(error::MAX_RETRY_AFTER));
+    assert_eq!(
+        delay("99999999999999999999999"),
+        Some(error::MAX_RETRY_AFTER)
+    );
+    assert_eq!(
+        delay("Sun, 06 Nov 1994 08:51:07 GMT"),
+        Some(Duration::from_secs(90))
+    );
+    assert_eq!(
+        delay("Thu, 01 Mar 1996 00:00:00 GMT"),
+        Some(error::MAX_RETRY_AFTER)
+    );
+    // Already past: no delay.
+    assert_eq!(delay("Sat, 05 Nov 1994 08:49:37 GMT"), Some(Duration::ZERO));
+    assert_eq!(delay("Thu, 01 Jan 1970 00:00:00 GMT"), Some(Duration::ZERO));
+    // A leap day, against a clock just before it.
+    let leap = UNIX_EPOCH + Duration::from_secs(951_782_399); // 2000-02-28 23:59:59
+    assert_eq!(
+        error::retry_after_delay(b"Tue, 29 Feb 2000 00:00:01 GMT", leap),
+        Some(Duration::from_secs(2))
+    );
+    for bad in [
+        "",
+        "-1",
+        "+5",
+        "1.5",
+        "5 s",
+        "soon",
+        // The obsolete date forms are not read.
+        "Sunday, 06-Nov-94 08:49:37 GMT",
+        "Sun Nov  6 08:49:37 1994",
+        "Sun, 06 Nov 1994 08:49:37 UTC",
+        "Sun, 32 Nov 1994 08:49:37 GMT",
+        "Sun, 06 Nov 1994 24:00:00 GMT",
+        "Sun, 06 Foo 1994 08:49:37 GMT",
+        "Sun, 06 Nov 1969 08:49:37 GMT",
+    ] {
+        assert_eq!(delay(bad), None, "{bad:?}");
+    }
 }
 
 #[tokio::test]
@@ -512,7 +691,9 @@ async fn a_read_cut_after_part_of_its_answer_is_not_resent() {
     assert!(matches!(error.kind(), ErrorKind::ClosedEarly), "{error:?}");
     assert!(error.request_written() && !error.answer_complete());
     // The platform answered something: the request reached it, so it is not
-    // sent again on a new connection.
+    // "nothing received", nor a stale connection a read could go again on.
+    assert!(error.answer_started() && error.answer_malformed());
+    assert!(!error.is_stale_connection() && error.may_have_reached_platform());
     assert_eq!(server.connections.load(Ordering::SeqCst), 1);
 }
 
@@ -720,4 +901,479 @@ async fn an_http_error_status_is_no_transport_failure() {
     let error = failure(&upstream(&server.base), SECOND).await;
     assert_eq!((error.status(), error.cause()), (Some(503), None));
     assert_eq!(error.host(), host_of(&server.base));
+}
+
+/// Reads `answer` with a connection over a real socket, the platform writing
+/// it whole or a byte at a time, then closing: the answer and how far it got.
+async fn read_over_socket(
+    answer: &[u8],
+    trickle: bool,
+    max_body: usize,
+) -> (Result<connection::Answer, ErrorKind>, Progress, Connection) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let client = TcpStream::connect(listener.local_addr().unwrap())
+        .await
+        .unwrap();
+    let (mut platform, _) = listener.accept().await.unwrap();
+    platform.set_nodelay(true).unwrap();
+    let answer = answer.to_vec();
+    tokio::spawn(async move {
+        // A write fails once the client stopped reading: nothing to check.
+        if trickle {
+            for byte in &answer {
+                if platform.write_all(&[*byte]).await.is_err() {
+                    return;
+                }
+                tokio::task::yield_now().await;
+            }
+        } else if platform.write_all(&answer).await.is_err() {
+            return;
+        }
+        let _ = platform.shutdown().await;
+    });
+    let mut connection = Connection::new(Stream::Plain(client), max_body);
+    let mut progress = Progress::default();
+    let read = tokio::time::timeout(
+        Duration::from_secs(10),
+        connection.round_trip(&[], &mut progress),
+    )
+    .await
+    .expect("an answer that ends");
+    (read, progress, connection)
+}
+
+/// What a row of [`malformed_and_ambiguous_answers`] must come to.
+#[derive(Debug, Clone, Copy)]
+enum Expect {
+    /// Accepted with this body, the connection reusable.
+    Kept(&'static [u8]),
+    /// Accepted with this body, the connection closed after it.
+    Closed(&'static [u8]),
+    /// Refused: `ErrorKind::Protocol(text)`, cause `malformed_answer`.
+    Malformed(&'static str),
+    /// Refused: over a limit, cause `malformed_answer`.
+    TooLarge,
+    /// Cut short after part of an answer: cause `closed_early`, malformed.
+    Cut,
+    /// Closed before any byte: cause `closed_early`, nothing received.
+    Nothing,
+}
+
+fn repeated(prefix: &str, unit: &str, times: usize, suffix: &str) -> Vec<u8> {
+    format!("{prefix}{}{suffix}", unit.repeat(times)).into_bytes()
+}
+
+#[tokio::test]
+async fn malformed_and_ambiguous_answers() {
+    use Expect::*;
+    const OK: &str = "HTTP/1.1 200 OK\r\n";
+    const CHUNKED: &str = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let text = |t: &str| t.as_bytes().to_vec();
+    let rows: Vec<(Vec<u8>, Expect)> = vec![
+        // Content-Length.
+        (
+            text("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"),
+            Kept(b"hello"),
+        ),
+        (
+            text("HTTP/1.1 200 OK\r\nContent-Length: 005\r\n\r\nhello"),
+            Kept(b"hello"),
+        ),
+        // Identical duplicates, on two lines or as a list, as hyper takes them.
+        (
+            text("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello"),
+            Kept(b"hello"),
+        ),
+        (
+            text("HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\nhello"),
+            Kept(b"hello"),
+        ),
+        (
+            text("HTTP/1.1 200 OK\r\nContent-Length: 5, 6\r\n\r\nhello!"),
+            Malformed("conflicting content-length"),
+        ),
+        (
+            text("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!"),
+            Malformed("conflicting content-length"),
+        ),
+        (
+            text("HTTP/1.1 200 OK\r\nContent-Length: 5,\r\n\r\nhello"),
+            Malformed("invalid content-length"),
+        ),
+        (
+            text("HTTP/1.1 200 OK\r\nContent-Length: +5\r\n\r\nhello"),
+            Malformed("invalid content-length"),
+        ),
+        (
+            text("HTTP/1.1 200 OK\r\nContent-Length: -5\r\n\r\nhello"),
+            Malformed("invalid content-length"),
+        ),
+        (
+            text("HTTP/1.1 200 OK\r\nContent-Length: \r\n\r\nhello"),
+            Malformed("invalid content-length"),
+        ),
+        (
+            text("HTTP/1.1 200 OK\r\nContent-Length: 5 5\r\n\r\nhello"),
+            Malformed("invalid content-length"),
+        ),
+        (
+            text("HTTP/1.1 200 OK\r\nContent-Length: 0x5\r\n\r\nhello"),
+            Malformed("invalid content-length"),
+        ),
+        (
+            text("HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999999\r\n\r\n"),
+            Malformed("invalid content-length"),
+        ),
+        (
+            text("HTTP/1.1 200 OK\r\nContent-Length: 600000\r\n\r\nhello"),
+            TooLarge,
+        ),
+        (
+            text("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello"),
+            Cut,
+        ),
+        // Transfer-Encoding.
+        (
+            text("HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"),
+            Kept(b"hello"),
+        ),
+        (
+            text("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nhello"),
+            Malformed("transfer-encoding is not chunked"),
+        ),
+        (
+            text(
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+            ),
+            Malformed("transfer-encoding is not chunked"),
+        ),
+        (
+            text("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\nhello"),
+            Malformed("transfer-encoding is not chunked"),
+        ),
+        (
+            text(
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            ),
+            Malformed("transfer-encoding is not chunked"),
+        ),
+        (
+            text("HTTP/1.1 200 OK\r\nTransfer-Encoding: \r\n\r\nhello"),
+            Malformed("transfer-encoding is not chunked"),
+        ),
+        (
+            text("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel"),
+            Cut,
+        ),
+        // Both: chunked wins, and the connection is not trusted after it.
+        (
+            text(
+                "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+            ),
+            Closed(b"hello"),
+        ),
+        (
+            text(
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+            ),
+            Closed(b"hello"),
+        ),
+        // HTTP/1.0.
+        (
+            text("HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok"),
+            Closed(b"ok"),
+        ),
+        (
+            text("HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok"),
+            Kept(b"ok"),
+        ),
+        (
+            text("HTTP/1.0 200 OK\r\nConnection: close, keep-alive\r\nContent-Length: 2\r\n\r\nok"),
+            Closed(b"ok"),
+        ),
+        (
+            text("HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n\r\nok"),
+            Closed(b"ok"),
+        ),
+        (
+            text(
+                "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+            ),
+            Closed(b"ok"),
+        ),
+        // Connection, and no framing at all.
+        (
+            text("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok"),
+            Closed(b"ok"),
+        ),
+        (
+            text("HTTP/1.1 200 OK\r\nConnection: Keep-Alive, Close\r\nContent-Length: 2\r\n\r\nok"),
+            Closed(b"ok"),
+        ),
+        (text("HTTP/1.1 200 OK\r\n\r\nok"), Closed(b"ok")),
+        (text("HTTP/1.1 204 No Content\r\n\r\n"), Kept(b"")),
+        (
+            text("HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n"),
+            Kept(b""),
+        ),
+        // Interim heads: at most four.
+        (
+            repeated(
+                "",
+                "HTTP/1.1 100 Continue\r\n\r\n",
+                4,
+                "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+            ),
+            Kept(b"ok"),
+        ),
+        (
+            repeated(
+                "",
+                "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n",
+                5,
+                "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+            ),
+            Malformed("too many interim answers"),
+        ),
+        (
+            text("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n"),
+            Malformed("unexpected protocol switch"),
+        ),
+        (text("HTTP/1.1 100 Continue\r\n\r\n"), Cut),
+        // The head.
+        (
+            text("HTTP/1.1 099 Odd\r\nContent-Length: 0\r\n\r\n"),
+            Malformed("invalid status"),
+        ),
+        (
+            text("SSH-2.0-OpenSSH_9.6\r\n\r\n"),
+            Malformed("malformed answer head"),
+        ),
+        (
+            text("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n  folded\r\n\r\nok"),
+            Malformed("malformed answer head"),
+        ),
+        (text("HTTP/1.1 200 OK\r\nContent-"), Cut),
+        (text(""), Nothing),
+        // Chunk-size lines.
+        (
+            format!("{CHUNKED}5 ;name=value\r\nhello\r\n0\r\n\r\n").into_bytes(),
+            Kept(b"hello"),
+        ),
+        (
+            format!("{CHUNKED}5;a=1;b=\"x y\"\r\nhello\r\n0\r\nX-Trailer: 1\r\n\r\n").into_bytes(),
+            Kept(b"hello"),
+        ),
+        (
+            format!("{CHUNKED}+5\r\nhello\r\n0\r\n\r\n").into_bytes(),
+            Malformed("malformed chunk size"),
+        ),
+        (
+            format!("{CHUNKED}0x5\r\nhello\r\n0\r\n\r\n").into_bytes(),
+            Malformed("malformed chunk size"),
+        ),
+        (
+            format!("{CHUNKED} 5\r\nhello\r\n0\r\n\r\n").into_bytes(),
+            Malformed("malformed chunk size"),
+        ),
+        (
+            format!("{CHUNKED}\r\nhello\r\n0\r\n\r\n").into_bytes(),
+            Malformed("malformed chunk size"),
+        ),
+        (
+            format!("{CHUNKED}5\nhello\r\n0\r\n\r\n").into_bytes(),
+            Malformed("malformed chunk size"),
+        ),
+        (
+            format!("{CHUNKED}5\rhello\r\n0\r\n\r\n").into_bytes(),
+            Malformed("malformed chunk size"),
+        ),
+        (
+            format!("{CHUNKED}5;a\nb\r\nhello\r\n0\r\n\r\n").into_bytes(),
+            Malformed("malformed chunk extension"),
+        ),
+        (
+            format!("{CHUNKED}10000000000000000\r\n").into_bytes(),
+            Malformed("chunk size too large"),
+        ),
+        (format!("{CHUNKED}100000\r\nhello").into_bytes(), TooLarge),
+        (
+            format!("{CHUNKED}5\r\nhello!\r\n0\r\n\r\n").into_bytes(),
+            Malformed("chunk not followed by crlf"),
+        ),
+        (
+            repeated(&format!("{CHUNKED}5;"), "e", 1100, "\r\nhello\r\n0\r\n\r\n"),
+            Malformed("chunk size line too long"),
+        ),
+        (
+            repeated(
+                CHUNKED,
+                &format!("1;{}\r\nx\r\n", "e".repeat(1000)),
+                17,
+                "0\r\n\r\n",
+            ),
+            Malformed("chunk extensions too long"),
+        ),
+        (
+            repeated(
+                CHUNKED,
+                &format!("1;{}\r\nx\r\n", "e".repeat(1000)),
+                16,
+                "0\r\n\r\n",
+            ),
+            Kept(b"xxxxxxxxxxxxxxxx"),
+        ),
+        (
+            format!("{CHUNKED}5\r\nhello\r\n0\r\nX-Trailer: a\rb\r\n\r\n").into_bytes(),
+            Malformed("malformed trailer"),
+        ),
+        (
+            format!("{CHUNKED}5\r\nhello\r\n0\r\nX-Trailer: 1\r\n").into_bytes(),
+            Cut,
+        ),
+        (
+            format!("{OK}Content-Length: 2\r\n\r\nok").into_bytes(),
+            Kept(b"ok"),
+        ),
+    ];
+    assert!(rows.len() >= 25);
+    for (answer, expect) in rows {
+        let shown = String::from_utf8_lossy(&answer[..answer.len().min(160)]).into_owned();
+        for trickle in [false, true] {
+            let (read, progress, connection) =
+                read_over_socket(&answer, trickle, DEFAULT_MAX_ANSWER_BYTES).await;
+            let context = format!("{shown:?} (a byte at a time: {trickle})");
+            match (expect, read) {
+                (Kept(body) | Closed(body), Ok(read)) => {
+                    assert_eq!(&read.body[..], body, "{context}");
+                    assert_eq!(read.keep_alive, matches!(expect, Kept(_)), "{context}");
+                    // Whatever is kept alive ended exactly where its framing said.
+                    if read.keep_alive {
+                        assert!(connection.buffer.is_empty(), "{context}");
+                    }
+                }
+                (Malformed(_) | TooLarge | Cut | Nothing, Err(kind)) => {
+                    let error = Error::new(kind.clone(), progress);
+                    let cause = match expect {
+                        Cut | Nothing => Cause::ClosedEarly,
+                        _ => Cause::MalformedAnswer,
+                    };
+                    assert_eq!(error.cause(), Some(cause), "{context}: {kind:?}");
+                    assert_eq!(
+                        error.answer_malformed(),
+                        !matches!(expect, Nothing),
+                        "{context}"
+                    );
+                    assert_eq!(
+                        progress.answer_started,
+                        !matches!(expect, Nothing),
+                        "{context}"
+                    );
+                    match expect {
+                        Malformed(text) => assert!(
+                            matches!(kind, ErrorKind::Protocol(t) if t == text),
+                            "{context}: {kind:?}"
+                        ),
+                        TooLarge => assert!(
+                            matches!(kind, ErrorKind::TooLarge(_)),
+                            "{context}: {kind:?}"
+                        ),
+                        _ => assert!(
+                            matches!(kind, ErrorKind::ClosedEarly),
+                            "{context}: {kind:?}"
+                        ),
+                    }
+                }
+                (expect, read) => panic!(
+                    "{context}: expected {expect:?}, got {:?}",
+                    read.map(|a| (a.status, a.body, a.keep_alive))
+                ),
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_declared_length_is_not_reserved_before_the_body_arrives() {
+    // 500 000 bytes declared, 10 sent, then silence: the buffer holds what
+    // arrived (grown as it did), not what was declared.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let client = TcpStream::connect(listener.local_addr().unwrap())
+        .await
+        .unwrap();
+    let (mut platform, _) = listener.accept().await.unwrap();
+    platform
+        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 500000\r\n\r\n0123456789")
+        .await
+        .unwrap();
+    let mut connection = Connection::new(Stream::Plain(client), 1 << 20);
+    let mut progress = Progress::default();
+    let read = tokio::time::timeout(
+        Duration::from_millis(200),
+        connection.round_trip(&[], &mut progress),
+    )
+    .await;
+    assert!(read.is_err(), "the answer cannot be complete");
+    assert!(progress.answer_started);
+    assert!(
+        connection.buffer.capacity() <= 4 * FIRST_READ,
+        "{} bytes reserved for 10",
+        connection.buffer.capacity()
+    );
+    drop(platform);
+
+    // A body that does arrive grows the buffer geometrically to its size,
+    // not beyond twice it.
+    let mut body = vec![b'a'; 300_000];
+    body[299_999] = b'z';
+    let mut answer = b"HTTP/1.1 200 OK\r\nContent-Length: 300000\r\n\r\n".to_vec();
+    answer.extend_from_slice(&body);
+    let (read, _, _) = read_over_socket(&answer, false, DEFAULT_MAX_ANSWER_BYTES).await;
+    let read = read.unwrap();
+    assert_eq!(read.body.len(), 300_000);
+    assert!(read.keep_alive && read.body.ends_with(b"z"));
+    // A large chunked body: the read buffer stays small, the body holds it.
+    let mut chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n493e0\r\n".to_vec();
+    chunked.extend_from_slice(&body);
+    chunked.extend_from_slice(b"\r\n0\r\n\r\n");
+    let (read, _, connection) = read_over_socket(&chunked, false, DEFAULT_MAX_ANSWER_BYTES).await;
+    assert_eq!(read.unwrap().body, body);
+    assert!(connection.buffer.capacity() < 300_000);
+}
+
+#[test]
+fn chunk_size_lines_are_checked_as_they_arrive() {
+    use connection::{ChunkLine, MAX_CHUNK_LINE};
+    let chunk_size_line = |bytes: &[u8]| connection::chunk_size_line(bytes).ok();
+    let line = |len, size, extensions| {
+        Some(Some(ChunkLine {
+            len,
+            size,
+            extensions,
+        }))
+    };
+    assert_eq!(chunk_size_line(b"1A\r\nrest"), line(4, 26, 0));
+    assert_eq!(chunk_size_line(b"5;x=1\r\n"), line(7, 5, 4));
+    assert_eq!(chunk_size_line(b"5\t ;x\r\n"), line(7, 5, 2));
+    // Incomplete, yet valid so far.
+    for partial in [&b""[..], b"5", b"5;ext", b"5\r", b"ffffffffffffffff"] {
+        assert_eq!(chunk_size_line(partial), Some(None), "{partial:?}");
+    }
+    // Wrong at the first byte that is, whatever follows.
+    for bad in [
+        &b"+"[..],
+        b"-1",
+        b" 5",
+        b";",
+        b"5x",
+        b"5 x",
+        b"5\rx",
+        b"5\n",
+        b"5;\x01",
+    ] {
+        assert!(chunk_size_line(bad).is_none(), "{bad:?}");
+    }
+    assert!(chunk_size_line(b"10000000000000000").is_none());
+    assert!(chunk_size_line(&[b'0'; MAX_CHUNK_LINE]).is_none());
+    assert_eq!(chunk_size_line(&[b'0'; MAX_CHUNK_LINE - 1]), Some(None));
 }

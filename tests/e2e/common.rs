@@ -86,6 +86,11 @@ impl Harness {
         response.json().await.expect("sandbox admin answers json")
     }
 
+    /// Clears every queued fault.
+    pub async fn clear_faults(&self) {
+        self.admin(reqwest::Method::DELETE, "/faults", None).await;
+    }
+
     /// Queues a fault (see the sandbox README).
     pub async fn fault(&self, fault: Value) {
         self.admin(reqwest::Method::POST, "/faults", Some(fault))

@@ -365,7 +365,7 @@ async fn an_answer_over_the_platforms_size_limit_is_malformed_not_unreachable() 
         .await;
         let error = expect_error(
             harness.relation().get_qq_friends_vip(vip_request(1)).await,
-            Code::Internal,
+            Code::Unavailable,
             "UPSTREAM_MALFORMED_RESPONSE",
         );
         assert_eq!(

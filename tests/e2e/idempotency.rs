@@ -299,7 +299,7 @@ async fn a_write_whose_outcome_is_unknown_is_not_sent_twice_under_its_key(shared
     assert!(!first_replayed);
     assert_eq!(
         (first.code(), rich(&first).reason.as_str()),
-        (Code::Unavailable, "UPSTREAM_UNREACHABLE")
+        (Code::Unknown, "UPSTREAM_OUTCOME_UNKNOWN")
     );
     // The repeat, where the fault is gone, gets the same failure: the write
     // may have been applied, so it is not sent again.

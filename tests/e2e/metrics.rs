@@ -320,8 +320,8 @@ async fn metrics_move_by_exactly_the_calls_made() {
     fault(&sandbox, json!({"path": SET_PATH, "drop_connection": true})).await;
     expect_error(
         storage.set_user_storage(alice_stores("score", "5")).await,
-        Code::Unavailable,
-        "UPSTREAM_UNREACHABLE",
+        Code::Unknown,
+        "UPSTREAM_OUTCOME_UNKNOWN",
     );
     let scrape = admin.scrape().await;
     let set_errors = |scrape: &Scrape, code, reason| {
@@ -339,7 +339,7 @@ async fn metrics_move_by_exactly_the_calls_made() {
         1.0
     );
     assert_eq!(
-        set_errors(&scrape, "UNAVAILABLE", "UPSTREAM_UNREACHABLE"),
+        set_errors(&scrape, "UNKNOWN", "UPSTREAM_OUTCOME_UNKNOWN"),
         1.0
     );
     assert_eq!(

@@ -272,8 +272,9 @@ async fn every_documented_upstream_code_is_mapped() {
         (87018, Code::ResourceExhausted, "TOO_MANY_KV_PAIRS"),
         (87019, Code::InvalidArgument, "KEY_TOO_LONG"),
         (-100050007, Code::Unauthenticated, "SESSION_KEY_INVALID"),
-        (45009, Code::ResourceExhausted, "UPSTREAM_RATE_LIMITED"),
         (777, Code::Unknown, "UPSTREAM_UNKNOWN_CODE"),
+        // Last: the platform's frequency limit holds the app back (below).
+        (45009, Code::ResourceExhausted, "UPSTREAM_RATE_LIMITED"),
     ];
     for (code, grpc_code, reason) in cases {
         harness
@@ -308,10 +309,34 @@ async fn every_documented_upstream_code_is_mapped() {
     }
     // Writes are never retried: one upstream request per call.
     assert_eq!(harness.requests(INTERACTIVE_PATH).await, cases.len() as u64);
+
+    // The platform asked the app to slow down: its next call is held back
+    // by gamegate, without reaching the platform, for the second it implied.
+    let held = expect_error(
+        storage.set_user_storage(set_request(&[("a", "1")])).await,
+        Code::ResourceExhausted,
+        "GATEWAY_RATE_LIMITED",
+    );
+    assert_eq!(held.domain, "gamegate");
+    assert_eq!(
+        held.metadata["limit"],
+        format!("app:{}", demo::MINIGAME_APPID)
+    );
+    assert!(held.has_quota_failure());
+    let delay = held
+        .retry_delay()
+        .expect("RetryInfo: when it is let through");
+    assert!(delay <= std::time::Duration::from_secs(1), "{delay:?}");
+    assert_eq!(harness.requests(SET_PATH).await, 0, "nothing sent");
+    tokio::time::sleep(delay + std::time::Duration::from_millis(50)).await;
+    storage
+        .set_user_storage(set_request(&[("a", "1")]))
+        .await
+        .expect("let through once the time passed");
 }
 
 #[tokio::test]
-async fn transport_faults_map_to_retryable_or_internal_statuses() {
+async fn transport_faults_of_writes_are_retryable_refused_or_outcome_unknown() {
     let harness = Harness::start().await;
     let mut storage = harness.storage();
 
@@ -338,24 +363,28 @@ async fn transport_faults_map_to_retryable_or_internal_statuses() {
     assert_eq!(error.metadata["http_status"], "404");
     assert_eq!(error.retry_delay(), None);
 
-    harness
-        .fault(json!({"path": SET_PATH, "malformed": true}))
-        .await;
-    expect_error(
-        storage.set_user_storage(set_request(&[("a", "1")])).await,
-        Code::Internal,
-        "UPSTREAM_MALFORMED_RESPONSE",
-    );
-
-    harness
-        .fault(json!({"path": SET_PATH, "drop_connection": true}))
-        .await;
-    let error = expect_error(
-        storage.set_user_storage(set_request(&[("a", "1")])).await,
-        Code::Unavailable,
-        "UPSTREAM_UNREACHABLE",
-    );
-    assert!(error.retry_delay().is_some());
+    // A write whose answer is not the documented JSON, or whose connection
+    // is lost after the platform read it: the platform may have applied it.
+    // UNKNOWN, and nothing invites a retry.
+    for fault in [
+        json!({"path": SET_PATH, "malformed": true}),
+        json!({"path": SET_PATH, "drop_connection": true}),
+    ] {
+        harness.fault(fault.clone()).await;
+        let error = expect_error(
+            storage.set_user_storage(set_request(&[("a", "1")])).await,
+            Code::Unknown,
+            "UPSTREAM_OUTCOME_UNKNOWN",
+        );
+        assert_eq!(error.retry_delay(), None, "{fault}");
+        assert_eq!(error.domain, "gamegate", "{fault}");
+        assert_eq!(error.metadata["endpoint"], SET_PATH);
+        assert!(
+            error.message.contains("may have applied") && error.message.contains("idempotency-key"),
+            "{}",
+            error.message
+        );
+    }
 
     // And the platform still works afterwards.
     storage

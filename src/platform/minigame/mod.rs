@@ -38,7 +38,11 @@ pub fn build(
     http: &UpstreamHttp,
     store: &dyn Store,
 ) -> Result<ConfiguredPlatform, upstream::InvalidBaseUrl> {
-    let upstream = http.upstream_limited(&section.base_url, section.max_answer_bytes)?;
+    let upstream = http.upstream_with(
+        &section.base_url,
+        section.max_answer_bytes,
+        &section.upstream.options(),
+    )?;
     let budget = Duration::from_millis(section.budget_ms);
     let tokens = section.apps.iter().map(|(appid, app)| {
         let source = TokenFetcher {

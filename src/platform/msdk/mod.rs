@@ -65,7 +65,11 @@ pub fn build(
         (appid.clone(), keys)
     });
     let client = MsdkClient {
-        upstream: http.upstream_limited(&section.base_url, section.max_answer_bytes)?,
+        upstream: http.upstream_with(
+            &section.base_url,
+            section.max_answer_bytes,
+            &section.upstream.options(),
+        )?,
         apps: Apps::new(PLATFORM, apps),
     };
     Ok(ConfiguredPlatform::new(

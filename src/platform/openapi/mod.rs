@@ -33,7 +33,11 @@ pub fn build(
     http: &UpstreamHttp,
 ) -> Result<ConfiguredPlatform, upstream::InvalidBaseUrl> {
     let client = OpenApiClient {
-        upstream: http.upstream_limited(&section.base_url, section.max_answer_bytes)?,
+        upstream: http.upstream_with(
+            &section.base_url,
+            section.max_answer_bytes,
+            &section.upstream.options(),
+        )?,
         appkeys: Apps::new(
             PLATFORM,
             section
