@@ -9,6 +9,11 @@
 //! gRPC request is served in its call's span (`telemetry::trace`): a child of
 //! the caller's when its metadata names one; its trace id is on every line the
 //! call writes and in the ErrorInfo of the error it returns, if any.
+//!
+//! What is not `application/grpc` goes to `api::connect` (one header check,
+//! before anything else), which enters this path at the same two points:
+//! `Shared::admit` before the body is read, `RouteHandler` once the
+//! message is decoded.
 
 use std::{
     convert::Infallible,
@@ -17,7 +22,7 @@ use std::{
     time::Duration,
 };
 
-use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http::{HeaderMap, header};
 use prost_reflect::DynamicMessage;
 use tokio::time::Instant;
 use tonic::{
@@ -40,7 +45,7 @@ use crate::{
     config::Limits,
     core::{self, CallDeadline, Core},
     errors::GatewayError,
-    limits::{self, CallsInFlight},
+    limits::{self, CallsInFlight, InFlight},
     metrics, net,
     plan::{Route, RouteTable},
     state::{BoxFuture, Store},
@@ -53,8 +58,8 @@ pub struct GrpcGateway {
     inner: Arc<Shared>,
 }
 
-struct Shared {
-    routes: Arc<RouteTable>,
+pub(super) struct Shared {
+    pub(super) routes: Arc<RouteTable>,
     in_flight: CallsInFlight,
     /// The state shared across replicas (idempotency records); one for the
     /// life of the gateway, whatever reloads.
@@ -122,7 +127,7 @@ impl GrpcGateway {
     }
 }
 
-type Response = http::Response<tonic::body::Body>;
+pub(super) type Response = http::Response<tonic::body::Body>;
 
 impl<B> tower::Service<http::Request<B>> for GrpcGateway
 where
@@ -143,6 +148,16 @@ where
         // Every call is counted, refusals before its route or its caller is
         // known included; an unknown path counts as `unknown`.
         let observed = metrics::global().rpc_started(request.uri().path());
+        // One header check: gRPC (and gRPC-Web, which `api::web` has turned
+        // into gRPC by now) goes on as it always did; anything else is
+        // Connect's, or refused by it with 415.
+        if !is_grpc(request.headers()) {
+            return Box::pin(async move {
+                let (response, outcome) = super::connect::serve(inner, request).await;
+                observed.finish(outcome);
+                Ok(response)
+            });
+        }
         Box::pin(async move {
             let response = inner.serve(request).await;
             observed.finish(status::outcome_of(&response));
@@ -159,9 +174,6 @@ impl Shared {
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send,
     {
         let received_at = Instant::now();
-        if !is_grpc(request.headers()) {
-            return unsupported_media_type();
-        }
         let route = self.routes.get(request.uri().path()).cloned();
         let call = trace::CallTrace::start(
             route.as_ref().map(|route| route.grpc_path.as_str()),
@@ -214,47 +226,13 @@ impl Shared {
             core::record(&route, &Err(error.clone()));
             return refusal(error);
         }
-        // The caller is known before its body is read: an unauthenticated
-        // request costs its headers only.
-        let authorization = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok());
-        // The verified client certificate's names, on an mTLS connection.
-        let certificate_names = request
-            .extensions()
-            .get::<net::ConnectionInfo>()
-            .and_then(net::ConnectionInfo::client_certificate_names);
-        let serving = self.serving.load_full();
-        let caller = match serving
-            .callers
-            .authenticate(authorization, certificate_names.as_deref())
-        {
-            Ok(caller) => caller,
-            Err(error) => {
-                core::record(&route, &Err(error.clone()));
-                return refusal(error);
-            }
+        let admitted = match self.admit(&route, request.headers(), request.extensions()) {
+            Ok(admitted) => admitted,
+            Err(error) => return refusal(error),
         };
-        let _in_flight = match self.in_flight.enter() {
-            Ok(place) => place,
-            Err(error) => {
-                core::record(&route, &Err(error.clone()));
-                return refusal(error);
-            }
-        };
-        let limit = limits::max_request_bytes(&route, &serving.limits);
+        let limit = admitted.limit;
         let codec = GatewayCodec::new(route.method_descriptor.input());
-        let handler = RouteHandler {
-            serving,
-            idempotency: Idempotency {
-                store: self.store.clone(),
-                policy: **self.idempotency.load(),
-            },
-            route,
-            caller,
-            received_at,
-        };
+        let (handler, _in_flight) = admitted.handler(route, received_at);
         let response = Grpc::new(codec)
             .max_decoding_message_size(limit)
             .unary(handler, request)
@@ -263,7 +241,84 @@ impl Shared {
     }
 }
 
-struct RouteHandler {
+/// A call let in before its body is read: its caller, its place among the
+/// calls in flight, the configuration it is served with.
+pub(super) struct Admitted {
+    serving: Arc<Serving>,
+    idempotency: Idempotency,
+    caller: Option<Arc<RegisteredCaller>>,
+    in_flight: InFlight,
+    /// The largest request the route accepts.
+    pub(super) limit: usize,
+}
+
+impl Admitted {
+    /// The handler of the shared path, and the call's place among the calls
+    /// in flight (held until the answer is built).
+    pub(super) fn handler(
+        self,
+        route: Arc<Route>,
+        received_at: Instant,
+    ) -> (RouteHandler, InFlight) {
+        let handler = RouteHandler {
+            serving: self.serving,
+            idempotency: self.idempotency,
+            route,
+            caller: self.caller,
+            received_at,
+        };
+        (handler, self.in_flight)
+    }
+}
+
+impl Shared {
+    /// What every protocol checks before it reads a byte of the body: the
+    /// caller (from `authorization` or its client certificate; an
+    /// unauthenticated request costs its headers only) and a place among
+    /// the calls in flight. A refusal is recorded here.
+    pub(super) fn admit(
+        &self,
+        route: &Route,
+        headers: &HeaderMap,
+        extensions: &http::Extensions,
+    ) -> Result<Admitted, GatewayError> {
+        let authorization = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok());
+        // The verified client certificate's names, on an mTLS connection.
+        let certificate_names = extensions
+            .get::<net::ConnectionInfo>()
+            .and_then(net::ConnectionInfo::client_certificate_names);
+        let serving = self.serving.load_full();
+        let admitted = serving
+            .callers
+            .authenticate(authorization, certificate_names.as_deref())
+            .and_then(|caller| Ok((caller, self.in_flight.enter()?)));
+        let (caller, in_flight) = match admitted {
+            Ok(admitted) => admitted,
+            Err(error) => {
+                core::record(route, &Err(error.clone()));
+                return Err(error);
+            }
+        };
+        Ok(Admitted {
+            limit: limits::max_request_bytes(route, &serving.limits),
+            idempotency: Idempotency {
+                store: self.store.clone(),
+                policy: **self.idempotency.load(),
+            },
+            serving,
+            caller,
+            in_flight,
+        })
+    }
+}
+
+/// The one path of a call once its message is decoded, whatever protocol
+/// brought it: the deadline from `grpc-timeout` in its metadata, the
+/// idempotency key, the core, the access line. gRPC calls it through tonic's
+/// `Grpc::unary`, Connect directly (`api::connect`).
+pub(super) struct RouteHandler {
     serving: Arc<Serving>,
     idempotency: Idempotency,
     route: Arc<Route>,
@@ -370,7 +425,7 @@ fn refusal(error: GatewayError) -> Response {
 }
 
 /// `application/grpc`, alone or with a subtype (`application/grpc+proto`).
-fn is_grpc(headers: &HeaderMap) -> bool {
+pub(super) fn is_grpc(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
@@ -379,17 +434,6 @@ fn is_grpc(headers: &HeaderMap) -> bool {
                 rest.is_empty() || rest.starts_with('+') || rest.starts_with(';')
             })
         })
-}
-
-/// HTTP 415 for what is not gRPC (gRPC-Web and Connect's JSON types are other
-/// protocols, not served here).
-fn unsupported_media_type() -> Response {
-    let mut response = http::Response::new(tonic::body::Body::empty());
-    *response.status_mut() = StatusCode::UNSUPPORTED_MEDIA_TYPE;
-    response
-        .headers_mut()
-        .insert(header::ACCEPT, HeaderValue::from_static("application/grpc"));
-    response
 }
 
 /// The request's `grpc-encoding` when it is not `identity`: gamegate accepts
@@ -423,6 +467,7 @@ pub fn grpc_timeout(metadata: &MetadataMap) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::HeaderValue;
 
     #[test]
     fn grpc_timeout_units() {

@@ -77,27 +77,38 @@ fn complete(status: &Status, request_limit: Option<usize>) -> Status {
 pub fn outcome_of<B>(response: &http::Response<B>) -> metrics::RpcOutcome {
     let headers = response.headers();
     let replayed = headers.contains_key(super::idempotency::REPLAYED_METADATA);
-    let code = match headers.get(GRPC_STATUS) {
-        None => Code::Ok,
-        Some(code) if code.as_bytes() == b"0" => Code::Ok,
+    match headers.get(GRPC_STATUS) {
+        None => outcome_of_status(None, replayed),
+        Some(code) if code.as_bytes() == b"0" => outcome_of_status(None, replayed),
         Some(_) => match Status::from_header_map(headers) {
-            Some(status) => {
-                let reason = status.get_details_error_info().map(|info| {
-                    ErrorReason::from_str_name(&format!("ERROR_REASON_{}", info.reason))
-                        .map_or("OTHER", ErrorReason::info_reason)
-                });
-                return metrics::RpcOutcome {
-                    code: super::access::code_name(status.code()),
-                    reason,
-                    replayed,
-                };
-            }
-            None => Code::Unknown,
+            Some(status) => outcome_of_status(Some(&status), replayed),
+            None => metrics::RpcOutcome {
+                code: super::access::code_name(Code::Unknown),
+                reason: None,
+                replayed,
+            },
         },
+    }
+}
+
+/// How a call ended, for the metrics: `status` when it failed (its code
+/// and ErrorInfo reason), else OK. Connect's answers are no gRPC responses:
+/// their adapter hands the status over itself.
+pub fn outcome_of_status(status: Option<&Status>, replayed: bool) -> metrics::RpcOutcome {
+    let Some(status) = status.filter(|status| status.code() != Code::Ok) else {
+        return metrics::RpcOutcome {
+            code: super::access::code_name(Code::Ok),
+            reason: None,
+            replayed,
+        };
     };
+    let reason = status.get_details_error_info().map(|info| {
+        ErrorReason::from_str_name(&format!("ERROR_REASON_{}", info.reason))
+            .map_or("OTHER", ErrorReason::info_reason)
+    });
     metrics::RpcOutcome {
-        code: super::access::code_name(code),
-        reason: None,
+        code: super::access::code_name(status.code()),
+        reason,
         replayed,
     }
 }
@@ -150,6 +161,17 @@ pub fn with_trace_id<B>(mut response: http::Response<B>, trace_id: &str) -> http
         tracing::debug!("a status could not be written as headers");
     }
     response
+}
+
+/// `status` as the caller gets it over a protocol that is not gRPC (Connect):
+/// [`with_trace_id`]'s rule for a status rather than a response. An
+/// idempotency record's ([`as_recorded`]) is sent as recorded, without its
+/// marker; any other gets `trace_id` in its ErrorInfo.
+pub fn for_caller(mut status: Status, trace_id: &str) -> Status {
+    if status.metadata_mut().remove(RECORDED_MARKER).is_some() {
+        return status;
+    }
+    status_with_trace_id(&status, trace_id).unwrap_or(status)
 }
 
 /// `status` with `trace_id` in its ErrorInfo metadata; `None` when it has no

@@ -1,6 +1,7 @@
 //! Building and running gamegate from a configuration: the route table, the
-//! state store, the platform registry, the core and the gRPC adapter, health and
-//! reflection, all on one port, within the listener limits (connections,
+//! state store, the platform registry, the core and the gRPC adapter (with
+//! Connect and gRPC-Web, on HTTP/1.1 and HTTP/2), health and reflection, all on
+//! one port, within the listener limits (connections,
 //! streams, handshake, idle and request times); load shedding per connection;
 //! graceful shutdown that tells meshes first (health NOT_SERVING) and drains
 //! in-flight calls within a grace period.
@@ -316,6 +317,12 @@ pub async fn serve_with_tls(
         tls,
     );
     let server = tonic::transport::Server::builder()
+        // HTTP/1.1 beside HTTP/2 (hyper-util's auto builder picks per
+        // connection): Connect and gRPC-Web callers, such as a PHP server's
+        // curl, speak HTTP/1.1. hyper's HTTP/1 header read timeout (30 s)
+        // applies to those connections, and `net::Connection` counts the
+        // first request head as their handshake.
+        .accept_http1(true)
         // h2 refuses streams past this (REFUSED_STREAM, which clients retry)
         // rather than tonic shedding them with a status that has no details;
         // gamegate's own limit of calls in flight (`limits`) bounds the rest.
@@ -329,6 +336,11 @@ pub async fn serve_with_tls(
         .timeout(limits.request_timeout())
         .layer(net::TrackStreamsLayer)
         .layer(RequestBodyTimeoutLayer::new(limits.request_body_timeout()))
+        // Outside tonic-web: a preflight is answered before any protocol.
+        .layer(tower::util::option_layer(api::web::cors(
+            &limits.cors_allowed_origins,
+        )))
+        .layer(api::web::WebLayer)
         .add_routes(routes)
         .serve_with_incoming_shutdown(connections, announce);
     tokio::pin!(server);

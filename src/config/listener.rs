@@ -24,7 +24,8 @@ pub struct ListenerLimits {
     /// refused.
     pub max_header_list_size: u32,
     /// A new connection that has not sent the HTTP/2 client preface (the magic
-    /// and its SETTINGS frame) within this time is closed.
+    /// and its SETTINGS frame), or on HTTP/1.1 its first request's head,
+    /// within this time is closed.
     pub handshake_timeout_ms: u64,
     /// A connection without an open stream for this long is closed; a call
     /// waiting on a platform keeps its stream, and so its connection, open.
@@ -42,6 +43,11 @@ pub struct ListenerLimits {
     /// calls that gamegate's own deadlines (which answer with
     /// DEADLINE_EXCEEDED and details) could not.
     pub request_timeout_ms: u64,
+    /// The origins (`https://ops.example.com`) whose browser pages may call
+    /// gamegate by gRPC-Web or Connect: CORS preflights are answered for them
+    /// and their answers carry the CORS headers. Empty (the default): no CORS
+    /// header at all. `"*"` allows every origin, and only alone.
+    pub cors_allowed_origins: Vec<String>,
 }
 
 impl Default for ListenerLimits {
@@ -56,6 +62,7 @@ impl Default for ListenerLimits {
             keepalive_timeout_ms: 20_000,
             request_body_timeout_ms: 10_000,
             request_timeout_ms: 70_000,
+            cors_allowed_origins: Vec::new(),
         }
     }
 }
@@ -128,7 +135,50 @@ impl ListenerLimits {
                 ),
             ));
         }
-        range("request_timeout_ms", self.request_timeout_ms, 1, HOUR_MS)
+        range("request_timeout_ms", self.request_timeout_ms, 1, HOUR_MS)?;
+        self.validate_cors()
+    }
+
+    /// Exact origins (a scheme, a host, maybe a port: what a browser sends in
+    /// `Origin`), or `*` alone: a pattern or a path would never match, and
+    /// `*` beside origins would silently allow them all.
+    fn validate_cors(&self) -> Result<(), ConfigError> {
+        let origins = &self.cors_allowed_origins;
+        let invalid = |problem: String| {
+            Err(ConfigError::invalid(
+                "listener.cors_allowed_origins",
+                problem,
+            ))
+        };
+        if origins.iter().any(|origin| origin == "*") {
+            return if origins.len() == 1 {
+                Ok(())
+            } else {
+                invalid(
+                    "holds \"*\" beside other origins; \"*\" allows every origin and goes alone"
+                        .into(),
+                )
+            };
+        }
+        for origin in origins {
+            let host = origin
+                .strip_prefix("https://")
+                .or_else(|| origin.strip_prefix("http://"));
+            let exact = host.is_some_and(|host| {
+                !host.is_empty()
+                    && host.bytes().all(|b| {
+                        b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']')
+                    })
+            });
+            if !exact {
+                return invalid(format!(
+                    "holds {:?}; an origin is a scheme and a host with an optional port, \
+                     as in \"https://ops.example.com\" (no path, no pattern, no trailing slash)",
+                    origin.chars().take(100).collect::<String>()
+                ));
+            }
+        }
+        Ok(())
     }
 
     pub fn handshake_timeout(&self) -> Duration {
@@ -174,6 +224,31 @@ mod tests {
         limits.validate(3_100).unwrap();
         let error = limits.validate(5_000).unwrap_err().to_string();
         assert!(error.contains("listener.request_timeout_ms"), "{error}");
+    }
+
+    #[test]
+    fn cors_origins_are_exact_or_a_lone_star() {
+        let with = |origins: &[&str]| ListenerLimits {
+            cors_allowed_origins: origins.iter().map(|o| o.to_string()).collect(),
+            ..ListenerLimits::default()
+        };
+        for good in [
+            &[][..],
+            &["*"],
+            &["https://ops.example.com", "http://127.0.0.1:8080"],
+        ] {
+            with(good).validate(0).unwrap();
+        }
+        for bad in [
+            &["*", "https://ops.example.com"][..],
+            &["ops.example.com"],
+            &["https://ops.example.com/"],
+            &["https://*.example.com"],
+            &["https://"],
+        ] {
+            let error = with(bad).validate(0).unwrap_err().to_string();
+            assert!(error.contains("listener.cors_allowed_origins"), "{error}");
+        }
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! An accepted connection that closes itself when its client does not finish
-//! the HTTP/2 handshake in time, or when it has had no open stream for the
-//! idle timeout.
+//! the HTTP/2 handshake (on HTTP/1.1: send its first request head) in time,
+//! or when it has had no open stream for the idle timeout.
 //!
 //! Neither hyper nor h2 bounds either time for an HTTP/2 server (hyper's
 //! header read timeout is HTTP/1 only; h2's handshake waits for the preface
@@ -215,7 +215,8 @@ impl Closed {
     fn reason(self) -> &'static str {
         match self {
             Closed::Handshake => {
-                "no http/2 client preface (after tls, if any) within the handshake timeout"
+                "no http/2 client preface or http/1.1 request head (after tls, if any) within the \
+                 handshake timeout"
             }
             Closed::Idle => "no open stream within the idle timeout",
         }
@@ -378,18 +379,30 @@ impl Drop for StreamGuard {
     }
 }
 
-/// How much of the HTTP/2 client preface has arrived: the 24-byte magic, then
-/// a SETTINGS frame (a 9-byte header whose first 3 bytes are its length).
-/// Nothing is validated here: h2 refuses a wrong preface itself.
+/// How much of the connection's first request has arrived: for HTTP/2 the
+/// client preface, the 24-byte magic then a SETTINGS frame (a 9-byte header
+/// whose first 3 bytes are its length); for HTTP/1.1 (a first byte that is
+/// not the magic's, as hyper-util's auto builder also decides) the first
+/// request's head, up to its blank line. After it, the idle timeout applies
+/// (an HTTP/1.1 connection has an open stream while a request is served, as
+/// an HTTP/2 one does). Nothing is validated here: h2 and hyper refuse a
+/// broken preface or head themselves.
 #[derive(Debug, Default)]
 struct Preface {
     seen: usize,
     frame_header: [u8; FRAME_HEADER_LEN],
     complete: bool,
+    /// The connection speaks HTTP/1.
+    http1: bool,
+    /// The last four bytes of an HTTP/1 head, to find its `\r\n\r\n`.
+    tail: u32,
 }
 
+const MAGIC: &[u8; MAGIC_LEN] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const MAGIC_LEN: usize = 24;
 const FRAME_HEADER_LEN: usize = 9;
+/// `\r\n\r\n`, the end of an HTTP/1 head, as four bytes read in a row.
+const HEAD_END: u32 = u32::from_be_bytes(*b"\r\n\r\n");
 
 impl Preface {
     fn complete(&self) -> bool {
@@ -402,6 +415,22 @@ impl Preface {
             return true;
         }
         for (index, &byte) in (self.seen..).zip(bytes) {
+            if !self.http1 && index < MAGIC_LEN && byte != MAGIC[index] {
+                // Not HTTP/2: the bytes so far (a prefix of the magic) were
+                // the start of an HTTP/1 request line.
+                self.http1 = true;
+                self.tail = MAGIC[index.saturating_sub(3)..index]
+                    .iter()
+                    .fold(0, |tail, &b| (tail << 8) | u32::from(b));
+            }
+            if self.http1 {
+                self.tail = (self.tail << 8) | u32::from(byte);
+                if self.tail == HEAD_END {
+                    self.complete = true;
+                    return true;
+                }
+                continue;
+            }
             if index >= MAGIC_LEN + FRAME_HEADER_LEN {
                 break;
             }
@@ -410,7 +439,7 @@ impl Preface {
             }
         }
         self.seen += bytes.len();
-        if self.seen >= MAGIC_LEN + FRAME_HEADER_LEN {
+        if !self.http1 && self.seen >= MAGIC_LEN + FRAME_HEADER_LEN {
             let [a, b, c, ..] = self.frame_header;
             let settings_len = u32::from_be_bytes([0, a, b, c]) as usize;
             self.complete = self.seen >= MAGIC_LEN + FRAME_HEADER_LEN + settings_len;
@@ -422,8 +451,6 @@ impl Preface {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const MAGIC: &[u8; MAGIC_LEN] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
     fn preface(settings_len: usize) -> Vec<u8> {
         let mut bytes = MAGIC.to_vec();
@@ -456,6 +483,25 @@ mod tests {
         assert!(!preface.feed(&MAGIC[..10]));
         assert!(!preface.feed(&MAGIC[10..]));
         assert!(!preface.feed(&[0, 0, 6, 4]));
+    }
+
+    #[test]
+    fn an_http1_connection_is_past_its_preface_at_the_end_of_its_first_head() {
+        let head = b"POST /gamegate.v1.StorageService/SetUserStorage HTTP/1.1\r\nhost: x\r\n\r\n{}";
+        let mut whole = Preface::default();
+        assert!(whole.feed(head));
+        let mut byte_by_byte = Preface::default();
+        let completed_at = head
+            .iter()
+            .position(|&byte| byte_by_byte.feed(&[byte]))
+            .unwrap();
+        assert_eq!(completed_at, head.len() - 3, "at the blank line");
+        let mut half = Preface::default();
+        assert!(!half.feed(b"GET / HTTP/1.1\r\nhost: x\r\n"));
+        // A request line that starts like the magic, then is not it.
+        let mut prefix = Preface::default();
+        assert!(!prefix.feed(b"PRI * HTTP/1.1\r\n"));
+        assert!(prefix.feed(b"\r\n"));
     }
 
     #[test]

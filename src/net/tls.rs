@@ -249,9 +249,11 @@ fn build(settings: &TlsSettings, files: &Files) -> Result<Arc<ServerConfig>, Tls
             rustls::Error::InvalidCertificate(_) => cert_error(TlsProblem::Refused(error)),
             error => key_error(TlsProblem::Refused(error)),
         })?;
-    // gRPC is HTTP/2 only; a client that offers ALPN without h2 is refused at
-    // the handshake (RFC 7301's no_application_protocol) rather than later.
-    config.alpn_protocols = vec![b"h2".to_vec()];
+    // h2 first (gRPC is HTTP/2 only), then HTTP/1.1 for Connect and gRPC-Web
+    // callers that speak nothing else (a PHP server's curl); a client that
+    // offers neither is refused at the handshake (RFC 7301's
+    // no_application_protocol) rather than later.
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
 

@@ -1,5 +1,6 @@
 //! Hostile or broken input: what gamegate refuses, and that every refusal is a
-//! gRPC status with ErrorInfo (or HTTP 415 for what is not gRPC at all).
+//! gRPC status with ErrorInfo (or HTTP 415 for what is not gRPC, gRPC-Web or
+//! Connect at all).
 //! Requests that are too large are refused from their 5-byte gRPC frame
 //! header, before their body is decoded, and an unauthenticated one from its
 //! headers, before its body is read.
@@ -272,10 +273,11 @@ async fn every_refusal_of_the_grpc_layer_carries_error_info() {
     let json = raw(
         addr,
         SET_RPC,
-        &[("content-type", "application/json")],
+        &[("content-type", "text/plain")],
         Bytes::from_static(b"{}"),
     )
     .await;
+    // JSON is Connect's now (tests/e2e/connect.rs); plain text is no one's.
     assert_eq!(json.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
 
     let error = HealthClient::new(harness.channel.clone())

@@ -5,6 +5,7 @@ mod binary;
 mod callers;
 mod causes;
 mod common;
+mod connect;
 mod dawanka;
 mod deadline;
 mod env_and_logs;
