@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Cross-language client checks of gamegate (issue 5): clients in Python, C++, Go and Java, built
 # from clean stubs generated from proto/ with each ecosystem's own generator and gRPC library,
-# plus a reflection-only client, all against a gamegate wired to its built-in sandbox.
+# plus a reflection-only client, all against a gamegate wired to its built-in sandbox; and
+# clients without gRPC (issue 17): Node with connect-es (Connect and gRPC-Web), PHP with curl
+# (Connect JSON).
 #
-# Installs what it needs (Debian packages, a Python venv under tests/polyglot/.venv) when it is
-# missing, builds gamegate, starts it, runs every client and prints `N passed, M failed` last.
+# Installs what it needs (Debian packages, a Python venv under tests/polyglot/.venv, npm packages
+# under tests/polyglot/node/node_modules) when it is missing, builds gamegate, starts it, runs
+# every client and prints `N passed, M failed` last.
 # See tests/polyglot/README.md.
 set -euo pipefail
 
@@ -38,6 +41,8 @@ apt_packages=(
   libgeronimo-annotation-1.3-spec-java
   # the test PKI of the TLS check
   openssl
+  # PHP without gRPC: curl_init/curl_exec of Connect JSON
+  php-cli php-curl
 )
 
 step "Debian packages"
@@ -70,7 +75,7 @@ else
 fi
 dpkg-query -W -f='  ${Package} ${Version}\n' protobuf-compiler libgrpc++-dev protobuf-compiler-grpc golang-go \
   golang-google-grpc-dev golang-google-genproto-dev golang-google-protobuf-dev protoc-gen-go protoc-gen-go-grpc \
-  libgrpc-java protobuf-compiler-grpc-java-plugin libprotobuf-java default-jdk-headless
+  libgrpc-java protobuf-compiler-grpc-java-plugin libprotobuf-java default-jdk-headless php-cli php-curl
 
 step "Python venv ($venv)"
 stamp="$venv/.requirements.sha256"
@@ -92,6 +97,34 @@ else
 fi
 "$venv/bin/pip" freeze --disable-pip-version-check 2>/dev/null | grep -Ei '^(grpcio|protobuf|googleapis)' | sed 's/^/  /'
 python="$venv/bin/python"
+
+# Node: connect-es v2 and protoc-gen-es v2 (with buf) from npm, pinned by package-lock.json, into
+# tests/polyglot/node/node_modules. A failure here fails the node checks only.
+node_dir="$here/node"
+step "npm packages ($node_dir/node_modules)"
+node_ready=0
+node_stamp="$node_dir/node_modules/.package-lock.sha256"
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  echo "node and npm are missing: the node checks will fail"
+elif [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
+  echo "node $(node --version) is too old (connect-node 2.1 needs >= 20): the node checks will fail"
+else
+  node_wanted="$(cat "$node_dir/package.json" "$node_dir/package-lock.json" | sha256sum | cut -d' ' -f1)"
+  if [ "$(cat "$node_stamp" 2>/dev/null)" = "$node_wanted" ] && [ -x "$node_dir/node_modules/.bin/buf" ] &&
+    [ -x "$node_dir/node_modules/.bin/protoc-gen-es" ]; then
+    echo "package-lock.json satisfied"
+    node_ready=1
+  elif (cd "$node_dir" && npm install --no-audit --no-fund --loglevel=error); then
+    echo "$node_wanted" >"$node_stamp"
+    node_ready=1
+  else
+    echo "npm install failed: the node checks will fail"
+  fi
+  if [ "$node_ready" -eq 1 ]; then
+    echo "  node $(node --version), npm $(npm --version)"
+    (cd "$node_dir" && npm ls --depth=0 2>/dev/null | sed -n 's/^[^@]*\(@[a-z][^ ]*\)$/  \1/p')
+  fi
+fi
 
 # --------------------------------------------------------------------------------------------
 # Stub generation helpers.
@@ -262,7 +295,34 @@ check_java() {
   timeout 120 java -cp "$out/classes:$classpath" Client "$grpc_addr" "$sandbox_url"
 }
 
-names=(proto-lint python python-tls reflection cpp go java)
+# Stubs for the Node client: `buf generate` with protoc-gen-es v2 (node/buf.gen.yaml), messages
+# and service descriptors as ESM JavaScript (+ .d.ts) in node/gen. google/rpc/error_details.proto
+# is copied out of proto/vendor first: buf refuses a directory input that the repository's module
+# (proto/, vendor excluded) contains.
+generate_node_stubs() {
+  [ "$node_ready" -eq 1 ] || { echo "the npm packages are not installed (see 'npm packages' above)"; return 1; }
+  rm -rf "$build/node/protos" && mkdir -p "$build/node/protos/google/rpc"
+  cp proto/vendor/google/rpc/error_details.proto "$build/node/protos/google/rpc/"
+  (cd "$node_dir" && node_modules/.bin/buf generate)
+  echo "generated $(find "$node_dir/gen" -name '*.js' | wc -l) JavaScript files with buf $("$node_dir/node_modules/.bin/buf" --version)"
+}
+
+check_node_connect() {
+  generate_node_stubs
+  timeout 120 node "$node_dir/client.mjs" "$grpc_addr" "$sandbox_url" connect
+}
+
+check_node_grpc_web() {
+  generate_node_stubs
+  timeout 120 node "$node_dir/client.mjs" "$grpc_addr" "$sandbox_url" grpc-web
+}
+
+check_php() {
+  php -r 'exit(function_exists("curl_init") ? 0 : 1);' || { echo "php-curl is missing"; return 1; }
+  timeout 60 php "$here/php/client.php" "$grpc_addr" "$sandbox_url"
+}
+
+names=(proto-lint python python-tls reflection cpp go java node-connect node-grpc-web php)
 declare -A verdict seconds
 passed=0
 failed=0
@@ -270,7 +330,7 @@ summary() {
   step "summary"
   local name
   for name in "${names[@]}"; do
-    printf '  %-11s %-4s %4ss\n' "$name" "${verdict[$name]:-FAIL}" "${seconds[$name]:--}"
+    printf '  %-13s %-4s %4ss\n' "$name" "${verdict[$name]:-FAIL}" "${seconds[$name]:--}"
   done
   echo "  total wall time $((SECONDS - started))s"
   echo "$passed passed, $failed failed"
@@ -371,6 +431,9 @@ run_check reflection check_reflection
 run_check cpp check_cpp
 run_check go check_go
 run_check java check_java
+run_check node-connect check_node_connect
+run_check node-grpc-web check_node_grpc_web
+run_check php check_php
 
 stop_gamegate
 summary
