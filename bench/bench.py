@@ -90,11 +90,21 @@ def friends_request():
             + field_varint(4, 1))
 
 
+def storage_connect_json():
+    """The storage request of storage_request(), as a Connect JSON body (proto3 JSON mapping)."""
+    return json.dumps({"appId": MG_APPID,
+                       "user": {"openid": MG_OPENID, "sessionKey": MG_SESSION_KEY},
+                       "kvList": [{"key": "score", "value": "100"}]},
+                      separators=(",", ":")).encode()
+
+
 def cmd_bodies(outdir):
     os.makedirs(outdir, exist_ok=True)
     for name, message in (("storage", storage_request()), ("friends", friends_request())):
         with open(os.path.join(outdir, name + ".grpc"), "wb") as f:
             f.write(grpc_frame(message))
+    with open(os.path.join(outdir, "storage.connect.json"), "wb") as f:
+        f.write(storage_connect_json())
 
 
 # --- the direct path -----------------------------------------------------------------------
@@ -300,7 +310,8 @@ def short(name, width=110):
 def cmd_profile(workdir, calls):
     calls = int(calls)
     files = [("(b) storage", os.path.join(workdir, "callgrind.out.1")),
-             ("(c) MSDK", os.path.join(workdir, "callgrind.out.2"))]
+             ("(c) MSDK", os.path.join(workdir, "callgrind.out.2")),
+             ("(d) storage over Connect JSON", os.path.join(workdir, "callgrind.out.3"))]
     parsed = [(label, parse_callgrind(path)) for label, path in files if os.path.exists(path)]
     if not parsed:
         print("(no callgrind data)")

@@ -309,6 +309,9 @@ H1_STORAGE=(--h1 -d "$WORK/storage.json" -H 'content-type: application/json' "$S
 H1_MSDK=(--h1 -d "$WORK/friends.json" -H 'content-type: application/json' "$MSDK_URL")
 GRPC_STORAGE=(-d "$WORK/storage.grpc" "${GRPC_HEADERS[@]}" "$GW/$STORAGE_RPC")
 GRPC_MSDK=(-d "$WORK/friends.grpc" "${GRPC_HEADERS[@]}" "$GW/$MSDK_RPC")
+# The storage RPC over the Connect protocol with JSON (issue 17), on the same HTTP/2 port.
+CONNECT_STORAGE=(-d "$WORK/storage.connect.json" -H 'content-type: application/json'
+  -H 'connect-protocol-version: 1' -H "authorization: Bearer $CALLER_TOKEN" "$GW/$STORAGE_RPC")
 
 log "warm-up: $WARMUP calls per path"
 run_h2 warmup_a "$GW_CPU" -n "$WARMUP" "${H1_CLOSED[@]}" "${H1_STORAGE[@]}"
@@ -566,11 +569,14 @@ if [ "$PROFILE" = 1 ]; then
   # Token fetch, connections, first-call allocations: not part of the profile.
   run_h2 cg_warm_b "$SB_CPU" -n 500 "${GRPC_CLOSED[@]}" "${GRPC_STORAGE[@]}"
   run_h2 cg_warm_c "$SB_CPU" -n 500 "${GRPC_CLOSED[@]}" "${GRPC_MSDK[@]}"
+  run_h2 cg_warm_d "$SB_CPU" -n 500 "${GRPC_CLOSED[@]}" "${CONNECT_STORAGE[@]}"
   callgrind_control -z "$GW_PID" >/dev/null
   run_h2 cg_b "$SB_CPU" -n "$PROFILE_CALLS" "${GRPC_CLOSED[@]}" "${GRPC_STORAGE[@]}"
   callgrind_control -d storage "$GW_PID" >/dev/null
   run_h2 cg_c "$SB_CPU" -n "$PROFILE_CALLS" "${GRPC_CLOSED[@]}" "${GRPC_MSDK[@]}"
   callgrind_control -d msdk "$GW_PID" >/dev/null
+  run_h2 cg_d "$SB_CPU" -n "$PROFILE_CALLS" "${GRPC_CLOSED[@]}" "${CONNECT_STORAGE[@]}"
+  callgrind_control -d connect "$GW_PID" >/dev/null
   kill "$GW_PID"
   wait "$GW_PID" 2>/dev/null || true
   GW_PID=
