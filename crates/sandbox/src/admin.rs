@@ -62,6 +62,7 @@ pub(crate) fn routes() -> Router<Sandbox> {
         .route("/minigame/apps", put(put_minigame_app))
         .route("/minigame/users", put(put_minigame_user))
         .route("/minigame/revoke_tokens", post(revoke_tokens))
+        .route("/minigame/codes", post(mint_minigame_code))
         .route("/minigame/storage", get(minigame_storage))
         .route("/openapi/apps", put(put_openapi_app))
         .route(
@@ -104,6 +105,7 @@ struct ConfigUpdate {
     token_ttl_secs: Option<f64>,
     token_grace_secs: Option<f64>,
     storage_total_cap_bytes: Option<usize>,
+    code_ttl_secs: Option<f64>,
 }
 
 fn config_view(sandbox: &Sandbox) -> Json<Value> {
@@ -112,6 +114,7 @@ fn config_view(sandbox: &Sandbox) -> Json<Value> {
         "token_ttl_secs": settings.token_ttl.as_secs_f64(),
         "token_grace_secs": settings.token_grace.as_secs_f64(),
         "storage_total_cap_bytes": settings.storage_total_cap_bytes,
+        "code_ttl_secs": settings.code_ttl.as_secs_f64(),
     }))
 }
 
@@ -131,6 +134,7 @@ async fn put_config(State(sandbox): State<Sandbox>, body: Bytes) -> AdminResult 
     };
     let ttl = seconds(update.token_ttl_secs)?;
     let grace = seconds(update.token_grace_secs)?;
+    let code_ttl = seconds(update.code_ttl_secs)?;
     let settings = sandbox.shared.minigame.update_settings(|settings| {
         if let Some(ttl) = ttl {
             settings.token_ttl = ttl;
@@ -141,11 +145,15 @@ async fn put_config(State(sandbox): State<Sandbox>, body: Bytes) -> AdminResult 
         if let Some(cap) = update.storage_total_cap_bytes {
             settings.storage_total_cap_bytes = cap;
         }
+        if let Some(code_ttl) = code_ttl {
+            settings.code_ttl = code_ttl;
+        }
     });
     info!(
         token_ttl = ?settings.token_ttl,
         token_grace = ?settings.token_grace,
         storage_total_cap_bytes = settings.storage_total_cap_bytes,
+        code_ttl = ?settings.code_ttl,
         "settings changed"
     );
     Ok(config_view(&sandbox))
@@ -192,6 +200,33 @@ async fn put_minigame_user(State(sandbox): State<Sandbox>, body: Bytes) -> Admin
     }
     info!(appid = %user.appid, openid = %user.openid, "mini-game user stored");
     Ok(Json(json!({})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MintCodeBody {
+    appid: String,
+    openid: String,
+    #[serde(default)]
+    unionid: Option<String>,
+}
+
+/// What qq.login() gives a client: a login code for jscode2session.
+async fn mint_minigame_code(State(sandbox): State<Sandbox>, body: Bytes) -> AdminResult {
+    let request: MintCodeBody = parse(&body)?;
+    if request.openid.is_empty() {
+        return Err(AdminError::Invalid("openid must not be empty"));
+    }
+    let Some(js_code) =
+        sandbox
+            .shared
+            .minigame
+            .mint_code(&request.appid, &request.openid, request.unionid)
+    else {
+        return Err(AdminError::NotFound("mini-game app"));
+    };
+    info!(appid = %request.appid, openid = %request.openid, "login code minted");
+    Ok(Json(json!({ "js_code": js_code })))
 }
 
 #[derive(Deserialize)]

@@ -69,6 +69,8 @@ pub struct SandboxConfig {
     /// Cap on the sum of key+value bytes stored per (appid, openid); over it: 87017. The platform
     /// documents that a cap exists but not its size.
     pub storage_total_cap_bytes: usize,
+    /// How long a login code minted through the admin API is valid (the platform says 5 minutes).
+    pub code_ttl: Duration,
 }
 
 /// A QQ mini-game app: its appid and app secret (used by getToken).
@@ -201,6 +203,7 @@ impl SandboxConfig {
             token_ttl: Duration::from_secs(7200),
             token_grace: Duration::from_secs(300),
             storage_total_cap_bytes: 65536,
+            code_ttl: Duration::from_secs(300),
         }
     }
 }

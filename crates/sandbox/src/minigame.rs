@@ -24,9 +24,11 @@ pub(crate) const GET_TOKEN: &str = "/api/getToken";
 pub(crate) const SET_USER_STORAGE: &str = "/api/openDataContext/set_user_storage";
 pub(crate) const REMOVE_USER_STORAGE: &str = "/api/openDataContext/remove_user_storage";
 pub(crate) const SET_USER_INTERACTIVE_DATA: &str = "/api/setuserinteractivedata";
+pub(crate) const JSCODE2SESSION: &str = "/sns/jscode2session";
 
-pub(crate) const PATHS: [&str; 4] = [
+pub(crate) const PATHS: [&str; 5] = [
     GET_TOKEN,
+    JSCODE2SESSION,
     SET_USER_STORAGE,
     REMOVE_USER_STORAGE,
     SET_USER_INTERACTIVE_DATA,
@@ -42,6 +44,19 @@ const MAX_PAIRS: usize = 128;
 const INTERACTIVE_KEYS: std::ops::RangeInclusive<u8> = 1..=50;
 /// Access tokens are opaque to callers; this length is comfortably unguessable.
 const TOKEN_LEN: usize = 48;
+/// Login codes and session keys: as long as the platform's (32 and 24 characters).
+const CODE_LEN: usize = 32;
+const SESSION_KEY_LEN: usize = 24;
+/// jscode2session: at most this many logins of one user per minute (then 45011).
+const LOGINS_PER_MINUTE: usize = 100;
+
+fn random_text(len: usize) -> String {
+    rand::rng()
+        .sample_iter(&Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect()
+}
 
 /// An answer other than success, with the platform's code. The Display text is the `errmsg`.
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +89,10 @@ pub(crate) enum MiniGameError {
     TooManyPairs,
     #[error("key empty or too long")]
     KeyTooLong,
+    #[error("invalid code")]
+    CodeInvalid,
+    #[error("api freq out of limit")]
+    FrequencyLimited,
 }
 
 impl MiniGameError {
@@ -93,6 +112,8 @@ impl MiniGameError {
             Self::StorageFull => 87017,
             Self::TooManyPairs => 87018,
             Self::KeyTooLong => 87019,
+            Self::CodeInvalid => 40029,
+            Self::FrequencyLimited => 45011,
         }
     }
 }
@@ -142,6 +163,13 @@ struct Token {
     valid_until: Instant,
 }
 
+/// A login code minted through the admin API: single-use, valid `code_ttl`.
+struct LoginCode {
+    user: UserKey,
+    unionid: Option<String>,
+    valid_until: Instant,
+}
+
 #[derive(Default)]
 struct UserStorage {
     kv: BTreeMap<String, String>,
@@ -154,6 +182,8 @@ pub(crate) struct Settings {
     pub(crate) token_ttl: Duration,
     pub(crate) token_grace: Duration,
     pub(crate) storage_total_cap_bytes: usize,
+    /// How long a login code is valid (the platform says 5 minutes).
+    pub(crate) code_ttl: Duration,
 }
 
 struct PlatformState {
@@ -165,6 +195,10 @@ struct PlatformState {
     /// access_token -> its app and lifetime.
     tokens: HashMap<String, Token>,
     storage: HashMap<UserKey, UserStorage>,
+    /// Login codes not used yet.
+    codes: HashMap<String, LoginCode>,
+    /// Each user's logins of the last minute.
+    logins: HashMap<UserKey, std::collections::VecDeque<Instant>>,
 }
 
 /// The mini-game platform's state.
@@ -204,6 +238,7 @@ impl MiniGame {
             token_ttl: config.token_ttl,
             token_grace: config.token_grace,
             storage_total_cap_bytes: config.storage_total_cap_bytes,
+            code_ttl: config.code_ttl,
         };
         Self {
             state: Mutex::new(PlatformState {
@@ -212,6 +247,8 @@ impl MiniGame {
                 users,
                 tokens: HashMap::new(),
                 storage: HashMap::new(),
+                codes: HashMap::new(),
+                logins: HashMap::new(),
             }),
         }
     }
@@ -245,6 +282,85 @@ impl MiniGame {
         };
         state.users.insert(key, session_key.to_owned());
         true
+    }
+
+    /// Mints a login code for a user of a known app (what qq.login() gives the client); None if
+    /// the app is unknown. The user need not exist yet: the login creates it.
+    pub(crate) fn mint_code(
+        &self,
+        appid: &str,
+        openid: &str,
+        unionid: Option<String>,
+    ) -> Option<String> {
+        let mut state = lock(&self.state);
+        if !state.apps.contains_key(appid) {
+            return None;
+        }
+        let now = Instant::now();
+        state.codes.retain(|_, code| code.valid_until > now);
+        let code = random_text(CODE_LEN);
+        let valid_until = now + state.settings.code_ttl;
+        state.codes.insert(
+            code.clone(),
+            LoginCode {
+                user: UserKey {
+                    appid: appid.to_owned(),
+                    openid: openid.to_owned(),
+                },
+                unionid,
+                valid_until,
+            },
+        );
+        Some(code)
+    }
+
+    /// jscode2session: checks the app's credentials and the code (single-use, not expired), and
+    /// issues the user a new session key, which replaces the one before.
+    fn login(
+        &self,
+        params: &QueryParams,
+    ) -> Result<(UserKey, Option<String>, String), MiniGameError> {
+        if params.get("grant_type").as_deref() != Some("authorization_code") {
+            return Err(MiniGameError::GrantTypeInvalid);
+        }
+        let appid = params.get("appid").unwrap_or_default();
+        let mut state = lock(&self.state);
+        let Some(secret) = state.apps.get(appid.as_ref()) else {
+            return Err(MiniGameError::AppidInvalid);
+        };
+        let given = params.get("secret").unwrap_or_default();
+        if !constant_time_eq(given.as_bytes(), secret.as_bytes()) {
+            return Err(MiniGameError::SecretWrong);
+        }
+        let js_code = params.get("js_code").unwrap_or_default();
+        let now = Instant::now();
+        let user = match state.codes.get(js_code.as_ref()) {
+            Some(code) if code.valid_until > now && code.user.appid == appid => code.user.clone(),
+            Some(_) => {
+                state.codes.remove(js_code.as_ref());
+                return Err(MiniGameError::CodeInvalid);
+            }
+            None => return Err(MiniGameError::CodeInvalid),
+        };
+        // The rate limit leaves the code usable.
+        let logins = state.logins.entry(user.clone()).or_default();
+        while logins
+            .front()
+            .is_some_and(|at| now.duration_since(*at) >= Duration::from_secs(60))
+        {
+            logins.pop_front();
+        }
+        if logins.len() >= LOGINS_PER_MINUTE {
+            return Err(MiniGameError::FrequencyLimited);
+        }
+        logins.push_back(now);
+        let code = state
+            .codes
+            .remove(js_code.as_ref())
+            .expect("the code was just found");
+        let session_key = random_text(SESSION_KEY_LEN);
+        state.users.insert(user.clone(), session_key.clone());
+        Ok((user, code.unionid, session_key))
     }
 
     /// Invalidates every token of the app at once; None if the app is unknown.
@@ -404,6 +520,7 @@ impl MiniGame {
 pub(crate) fn routes() -> Router<Sandbox> {
     Router::new()
         .route(GET_TOKEN, get(get_token))
+        .route(JSCODE2SESSION, get(jscode2session))
         .route(SET_USER_STORAGE, post(set_user_storage))
         .route(REMOVE_USER_STORAGE, post(remove_user_storage))
         .route(SET_USER_INTERACTIVE_DATA, post(set_user_interactive_data))
@@ -429,6 +546,34 @@ async fn get_token(
         }
         Err(error) => {
             info!(appid, code = error.code(), "get token refused");
+            Err(error)
+        }
+    }
+}
+
+async fn jscode2session(
+    State(sandbox): State<Sandbox>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>, MiniGameError> {
+    let params = QueryParams::parse(query.as_deref());
+    let appid = params.get("appid").unwrap_or_default().into_owned();
+    match sandbox.shared.minigame.login(&params) {
+        Ok((user, unionid, session_key)) => {
+            // The session key is a credential: never logged.
+            info!(appid, openid = %user.openid, "user logged in");
+            let mut answer = json!({
+                "errcode": 0,
+                "errmsg": "ok",
+                "openid": user.openid,
+                "session_key": session_key,
+            });
+            if let Some(unionid) = unionid {
+                answer["unionid"] = json!(unionid);
+            }
+            Ok(Json(answer))
+        }
+        Err(error) => {
+            info!(appid, code = error.code(), "login refused");
             Err(error)
         }
     }

@@ -183,7 +183,7 @@ async fn config_rejects_negative_durations() {
     assert_eq!(status, 200);
     assert_eq!(
         config,
-        json!({"token_ttl_secs": 7200.0, "token_grace_secs": 300.0, "storage_total_cap_bytes": 65536})
+        json!({"token_ttl_secs": 7200.0, "token_grace_secs": 300.0, "storage_total_cap_bytes": 65536, "code_ttl_secs": 300.0})
     );
 }
 

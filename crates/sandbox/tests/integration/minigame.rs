@@ -393,3 +393,70 @@ async fn revoked_tokens_are_refused() {
     // A new token works again.
     assert_eq!(h.alice(INTERACTIVE, body).await, 0);
 }
+
+#[tokio::test]
+async fn jscode2session_checks_the_app_and_a_single_use_code_and_issues_a_new_key() {
+    let h = start().await;
+    let mint = |openid: &'static str, unionid: Option<&'static str>| {
+        let h = &h;
+        async move {
+            let mut body = json!({"appid": demo::MINIGAME_APPID, "openid": openid});
+            if let Some(unionid) = unionid {
+                body["unionid"] = json!(unionid);
+            }
+            let (status, answer) = h
+                .admin(Method::POST, "/_sandbox/minigame/codes", body)
+                .await;
+            assert_eq!(status, 200, "{answer}");
+            answer["js_code"].as_str().unwrap().to_owned()
+        }
+    };
+    let login = |code: &str, secret: &str| {
+        format!(
+            "/sns/jscode2session?appid={}&secret={secret}&js_code={code}&grant_type=authorization_code",
+            demo::MINIGAME_APPID
+        )
+    };
+    let code = mint("newuser", Some("union-1")).await;
+    let wrong = h.get_json(&login(&code, "not-the-secret")).await;
+    assert_eq!(wrong["errcode"], 40001);
+    let answer = h.get_json(&login(&code, demo::MINIGAME_SECRET)).await;
+    assert_eq!(answer["errcode"], 0, "{answer}");
+    assert_eq!(answer["openid"], "newuser");
+    assert_eq!(answer["unionid"], "union-1");
+    let first_key = answer["session_key"].as_str().unwrap().to_owned();
+    assert_eq!(first_key.len(), 24);
+    let reused = h.get_json(&login(&code, demo::MINIGAME_SECRET)).await;
+    assert_eq!(reused["errcode"], 40029);
+    let unknown = h
+        .get_json(&login("nosuchcode", demo::MINIGAME_SECRET))
+        .await;
+    assert_eq!(unknown["errcode"], 40029);
+
+    let code = mint("newuser", None).await;
+    let answer = h.get_json(&login(&code, demo::MINIGAME_SECRET)).await;
+    assert!(answer.get("unionid").is_none());
+    assert_ne!(answer["session_key"].as_str().unwrap(), first_key);
+
+    let (status, _) = h
+        .admin(
+            Method::PUT,
+            "/_sandbox/config",
+            json!({"code_ttl_secs": 0.1}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let code = mint("newuser", None).await;
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let expired = h.get_json(&login(&code, demo::MINIGAME_SECRET)).await;
+    assert_eq!(expired["errcode"], 40029);
+
+    let (status, _) = h
+        .admin(
+            Method::POST,
+            "/_sandbox/minigame/codes",
+            json!({"appid": "9999999999", "openid": "x"}),
+        )
+        .await;
+    assert_eq!(status, 404);
+}
