@@ -269,6 +269,7 @@ fn never_sent(route: &Route, error: &GatewayError) -> bool {
         | GatewayError::CallerIdentityConflict { .. }
         | GatewayError::AppNotAllowed { .. }
         | GatewayError::AppCredentialMissing { .. }
+        | GatewayError::SessionLoginRequired { .. }
         | GatewayError::PlatformNotConfigured(_)
         | GatewayError::RequestTooLarge { .. }
         | GatewayError::RequestUnreadable { .. }
@@ -537,7 +538,9 @@ impl Idempotency {
             outcome,
             recorded: None,
         };
-        if route.idempotent {
+        // A login's answer holds a session key: never recorded (nor kept
+        // in the store in the clear), so its key is ignored like a read's.
+        if route.idempotent || route.issued_session.is_some() {
             return unkeyed(run.await);
         }
         let key = match requested_key(metadata) {

@@ -94,7 +94,12 @@ pub fn serving_from(
     register_platform_addresses(config);
     Ok(Serving {
         callers,
-        core: Core::new(platforms),
+        core: Core::new(platforms).returning_session_keys_without_callers(
+            config
+                .qq_minigame
+                .as_ref()
+                .is_some_and(|section| section.return_session_keys),
+        ),
         limits: config.limits.clone(),
         access_log: AccessLog {
             openid: config.log_openid,

@@ -24,6 +24,8 @@ pub struct RegisteredCaller {
     certificate_san: Option<String>,
     /// `None`: every app.
     apps: Option<HashSet<String>>,
+    /// Code2Session answers it with the user's session_key.
+    pub receive_session_keys: bool,
 }
 
 impl RegisteredCaller {
@@ -49,6 +51,7 @@ impl CallerRegistry {
                             .map(digest),
                         certificate_san: caller.certificate_san.clone(),
                         apps: (!caller.all_apps()).then(|| caller.apps.iter().cloned().collect()),
+                        receive_session_keys: caller.receive_session_keys,
                     })
                 })
                 .collect(),
@@ -128,6 +131,7 @@ mod tests {
             token_file: None,
             certificate_san: san.map(str::to_string),
             apps: apps.iter().map(|app| app.to_string()).collect(),
+            receive_session_keys: false,
         }
     }
 

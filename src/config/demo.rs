@@ -35,6 +35,8 @@ impl Config {
             qq_minigame: Some(MiniGamePlatform {
                 base_url: sandbox_url.to_string(),
                 budget_ms: default_minigame_budget_ms(),
+                session_max_age_secs: super::default_session_max_age_secs(),
+                return_session_keys: false,
                 max_answer_bytes: default_max_answer_bytes(),
                 upstream: Default::default(),
                 rate_limits: Default::default(),

@@ -283,6 +283,11 @@ pub struct Caller {
     pub certificate_san: Option<String>,
     /// The app ids it may use; `["*"]` is every configured app.
     pub apps: Vec<String>,
+    /// Whether MiniGameLoginService.Code2Session answers this caller with
+    /// the user's session_key (off: gamegate keeps it, and storage calls
+    /// without a session_key use it).
+    #[serde(default)]
+    pub receive_session_keys: bool,
 }
 
 impl Caller {
@@ -320,6 +325,14 @@ pub struct MiniGamePlatform {
     /// Failing fast while the platform fails (`[<platform>.circuit]`).
     #[serde(default)]
     pub circuit: CircuitConfig,
+    /// How long gamegate keeps a user's session key from a login through
+    /// Code2Session (a newer login replaces it sooner). Default 7 days.
+    #[serde(default = "default_session_max_age_secs")]
+    pub session_max_age_secs: u64,
+    /// Without `[[callers]]` only: whether Code2Session answers with the
+    /// session_key. With callers, each caller's `receive_session_keys` decides.
+    #[serde(default)]
+    pub return_session_keys: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -442,6 +455,9 @@ fn default_drain_delay_ms() -> u64 {
 fn unset_secret() -> SecretString {
     SecretString::from(String::new())
 }
+pub(crate) fn default_session_max_age_secs() -> u64 {
+    7 * 24 * 3600
+}
 fn default_minigame_budget_ms() -> u64 {
     5_000
 }
@@ -561,6 +577,14 @@ impl Config {
             ));
         }
         check_range("shutdown_grace_ms", self.shutdown_grace_ms, 0..=600_000)?;
+        if let Some(minigame) = &self.qq_minigame {
+            // At most a year: a login older than that is not a login.
+            check_range(
+                "qq_minigame.session_max_age_secs",
+                minigame.session_max_age_secs,
+                60..=31_536_000,
+            )?;
+        }
         let answer_bytes = 1024..=64 * 1024 * 1024;
         let budget_ms = 1..=60_000;
         for (name, platform) in [

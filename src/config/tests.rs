@@ -508,3 +508,43 @@ fn rate_limits_and_circuits_come_from_the_file_and_the_environment() {
         Ok(())
     });
 }
+
+#[test]
+fn session_keys_stay_in_gamegate_unless_configured_otherwise() {
+    Jail::expect_with(|jail| {
+        let minigame = "[qq_minigame]\nbase_url = \"http://127.0.0.1:9\"\n";
+        let config = load(
+            jail,
+            &format!(
+                "{minigame}{}",
+                caller("lobby", "a-lobby-token-0123456789", "\"*\"")
+            ),
+        )?;
+        let section = config.qq_minigame.as_ref().unwrap();
+        assert_eq!(section.session_max_age_secs, 7 * 24 * 3600);
+        assert!(!section.return_session_keys);
+        assert!(!config.callers[0].receive_session_keys);
+
+        let config = load(
+            jail,
+            &format!(
+                "{minigame}session_max_age_secs = 3600\nreturn_session_keys = true\n{}\
+                 receive_session_keys = true\n",
+                caller("lobby", "a-lobby-token-0123456789", "\"*\"")
+            ),
+        )?;
+        assert_eq!(
+            config.qq_minigame.as_ref().unwrap().session_max_age_secs,
+            3600
+        );
+        assert!(config.qq_minigame.as_ref().unwrap().return_session_keys);
+        assert!(config.callers[0].receive_session_keys);
+
+        let refused = refusal(jail, &format!("{minigame}session_max_age_secs = 0\n"));
+        assert!(
+            refused.contains("qq_minigame.session_max_age_secs is 0"),
+            "{refused}"
+        );
+        Ok(())
+    });
+}

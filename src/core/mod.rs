@@ -56,6 +56,9 @@ fn deadline_margin(timeout: Duration) -> Duration {
 pub struct Core {
     platforms: PlatformRegistry,
     last_good_answers: LastGoodAnswers,
+    /// Without configured callers: whether an issued session key is answered
+    /// (`[qq_minigame] return_session_keys`).
+    session_keys_without_callers: bool,
 }
 
 impl Core {
@@ -63,7 +66,22 @@ impl Core {
         Core {
             platforms,
             last_good_answers: LastGoodAnswers::default(),
+            session_keys_without_callers: false,
         }
+    }
+
+    /// Answers issued session keys when no callers are configured.
+    pub fn returning_session_keys_without_callers(mut self, returning: bool) -> Self {
+        self.session_keys_without_callers = returning;
+        self
+    }
+
+    /// Whether `caller` receives the session keys a login issues: its own
+    /// `receive_session_keys`, or without callers the platform's setting.
+    fn receives_session_keys(&self, caller: Option<&RegisteredCaller>) -> bool {
+        caller.map_or(self.session_keys_without_callers, |c| {
+            c.receive_session_keys
+        })
     }
 
     /// Serves one call of `route` by `caller` (`None`: callers are not
@@ -138,6 +156,13 @@ impl Core {
         })?;
         if let (true, Some(field)) = (served_from_cache, &route.served_from_cache) {
             message.set_field(field, prost_reflect::Value::Bool(true));
+        }
+        // A session key the platform issued stays in gamegate's custody (the
+        // platform client kept it) unless this caller may receive it.
+        if let Some(issued) = &route.issued_session
+            && !self.receives_session_keys(caller)
+        {
+            message.clear_field(&issued.field);
         }
         Ok(message)
     }

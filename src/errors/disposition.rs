@@ -105,6 +105,8 @@ pub const fn of_reason(reason: ErrorReason) -> Disposition {
 
         // The end user's credential: the player logs in again; no retry.
         R::SessionKeyInvalid
+        | R::SessionLoginRequired
+        | R::LoginCodeInvalid
         | R::OpenkeyInvalid
         | R::AuthenticationFailed
         | R::UserReauthRequired

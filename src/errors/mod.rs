@@ -116,6 +116,12 @@ pub enum GatewayError {
     AppNotAllowed { caller: String, app_id: String },
     #[error("app {app_id} has no {credential} configured in gamegate")]
     AppCredentialMissing { app_id: String, credential: String },
+    /// A storage call without a session key for a user gamegate holds none for.
+    #[error(
+        "gamegate holds no session key for this user of app {app_id}: log the user in through \
+         MiniGameLoginService.Code2Session, or send the session_key"
+    )]
+    SessionLoginRequired { app_id: String },
     #[error("platform {0} is not configured in gamegate")]
     PlatformNotConfigured(&'static str),
     #[error(
@@ -301,6 +307,7 @@ impl GatewayError {
             }
             GatewayError::AppCredentialMissing { .. } => ErrorReason::AppCredentialMissing,
             GatewayError::AppNotAllowed { .. } => ErrorReason::AppNotAllowed,
+            GatewayError::SessionLoginRequired { .. } => ErrorReason::SessionLoginRequired,
             GatewayError::PlatformNotConfigured(_) => ErrorReason::PlatformNotConfigured,
             GatewayError::Timeout { .. } => ErrorReason::UpstreamTimeout,
             GatewayError::Unreachable { .. } => ErrorReason::UpstreamUnreachable,
@@ -504,6 +511,9 @@ impl GatewayError {
             }
             GatewayError::AppNotAllowed { caller, app_id } => {
                 put("caller", caller.clone());
+                put("app_id", app_id.clone());
+            }
+            GatewayError::SessionLoginRequired { app_id } => {
                 put("app_id", app_id.clone());
             }
             GatewayError::PlatformNotConfigured(platform)

@@ -16,8 +16,8 @@ pub use self::{
     request::{UpstreamRequest, build_request, rawurlencode},
     response::decode_response,
     routes::{
-        EnumMapping, FieldPlan, Location, MessagePlan, Route, RouteDeclarationError, RouteTable,
-        Rules,
+        EnumMapping, FieldPlan, IssuedSession, Location, MessagePlan, Route, RouteDeclarationError,
+        RouteTable, Rules,
     },
 };
 pub use crate::upstream::Method;

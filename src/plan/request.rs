@@ -20,6 +20,9 @@ pub struct UpstreamRequest {
     pub app_id: String,
     /// The user's session key (QQ mini-game signature key), never sent.
     pub session_key: Option<SecretString>,
+    /// The caller left a `from_custody` session key empty: the platform
+    /// uses the one it keeps for the app and openid.
+    pub session_key_from_custody: bool,
     /// The user's openid (MSDK carries it in the URL query too).
     pub openid: String,
     /// Query parameters, in declaration order.
@@ -46,12 +49,14 @@ pub fn build_request(
     let mut request = UpstreamRequest {
         app_id: String::new(),
         session_key: None,
+        session_key_from_custody: false,
         openid: String::new(),
         query: Vec::new(),
         body: Map::new(),
         fingerprint: String::new(),
     };
     collect_fields(route, &route.request, message, &mut request);
+    request.query.extend(route.constant_query.iter().cloned());
     Ok(request)
 }
 
@@ -77,12 +82,17 @@ fn collect_fields(
                 request.app_id = string_of(message, field);
             }
             FieldRole::SessionKey => {
-                request.session_key = Some(SecretString::from(string_of(message, field)));
+                let key = string_of(message, field);
+                if key.is_empty() && field.from_custody {
+                    request.session_key_from_custody = true;
+                } else {
+                    request.session_key = Some(SecretString::from(key));
+                }
             }
             FieldRole::Openid => {
                 request.openid = string_of(message, field);
             }
-            FieldRole::Unspecified | FieldRole::ServedFromCache => {}
+            FieldRole::Unspecified | FieldRole::ServedFromCache | FieldRole::IssuedSessionKey => {}
         }
         let location = route.location_of(field);
         if location == Location::None {

@@ -37,6 +37,8 @@ pub enum RouteDeclarationError {
     FanOutTooWide { rpc: String, calls: usize },
     #[error("message {message} declares a requirement on {path}, which it has no field for")]
     UnknownConditionField { message: String, path: String },
+    #[error("rpc {0} declares an issued session key in its response but no openid field")]
+    IssuedSessionWithoutOpenid(String),
     #[error("rpc {rpc} sends no body, but declares field {field} in the body")]
     BodyFieldWithoutBody { rpc: String, field: String },
 }
@@ -171,6 +173,9 @@ pub struct FieldPlan {
     pub is_free_form_json: bool,
     /// Sent even when empty: as the default value, or the empty value of its type.
     pub always_send: bool,
+    /// A session key the caller may leave empty: gamegate then uses the one
+    /// it keeps in custody for the request's app and openid.
+    pub from_custody: bool,
     /// A repeated message sent as the object itself when it holds one item.
     pub single_item_as_object: bool,
 }
@@ -261,6 +266,14 @@ pub struct Route {
     pub appkey_member: Option<String>,
     /// Declared `REQUEST_BODY_NONE`: a POST without a body, every field in the query.
     pub no_body: bool,
+    /// The query parameter gamegate fills with the app's secret; such a route
+    /// is called with the secret instead of an access token and signature.
+    pub app_secret_member: Option<String>,
+    /// Query parameters sent as they are, after the request's own.
+    pub constant_query: Vec<(String, String)>,
+    /// The response's issued session key and openid (upstream names), kept
+    /// in custody when the call succeeds.
+    pub issued_session: Option<IssuedSession>,
     pub request: Arc<MessagePlan>,
     pub response: Arc<MessagePlan>,
 }
@@ -280,6 +293,16 @@ impl Route {
     pub fn sends_body(&self) -> bool {
         self.method == Method::Post && !self.no_body
     }
+}
+
+/// Where an answer carries a session key the platform issued.
+#[derive(Debug, Clone)]
+pub struct IssuedSession {
+    /// The response field (cleared for callers who may not receive it).
+    pub field: FieldDescriptor,
+    /// The answer members of the key and of the user's openid.
+    pub key_member: String,
+    pub openid_member: String,
 }
 
 /// Every route of the descriptor pool, by gRPC path.
@@ -380,6 +403,14 @@ impl RouteTable {
                     appkey_member: (!declared.appkey_member.is_empty())
                         .then(|| declared.appkey_member.clone()),
                     no_body,
+                    app_secret_member: (!declared.app_secret_member.is_empty())
+                        .then(|| declared.app_secret_member.clone()),
+                    constant_query: declared
+                        .constant_query
+                        .iter()
+                        .map(|p| (p.name.clone(), p.value.clone()))
+                        .collect(),
+                    issued_session: issued_session(&response, method.full_name())?,
                     batch: request.fields.iter().find_map(|f| {
                         Some((f.upstream_name.clone(), f.batch_size?)).filter(|_| f.field.is_list())
                     }),
@@ -415,6 +446,30 @@ impl RouteTable {
     pub fn services(&self) -> &[String] {
         &self.services
     }
+}
+
+/// The issued session key of a response plan and the openid it belongs to.
+fn issued_session(
+    response: &MessagePlan,
+    rpc: &str,
+) -> Result<Option<IssuedSession>, RouteDeclarationError> {
+    let Some(key) = response
+        .fields
+        .iter()
+        .find(|f| f.role == FieldRole::IssuedSessionKey)
+    else {
+        return Ok(None);
+    };
+    let openid = response
+        .fields
+        .iter()
+        .find(|f| f.role == FieldRole::Openid)
+        .ok_or_else(|| RouteDeclarationError::IssuedSessionWithoutOpenid(rpc.into()))?;
+    Ok(Some(IssuedSession {
+        field: key.field.clone(),
+        key_member: key.upstream_name.clone(),
+        openid_member: openid.upstream_name.clone(),
+    }))
 }
 
 fn transcode<T: prost::Message + Default>(
@@ -552,6 +607,7 @@ impl PlanCompiler<'_> {
                 .then(|| declared.length_member.clone()),
             is_free_form_json,
             always_send: declared.always_send,
+            from_custody: declared.from_custody && declared.role() == FieldRole::SessionKey,
             single_item_as_object,
             field,
         })

@@ -20,8 +20,8 @@ use futures::{FutureExt, future};
 use tokio::time::Instant;
 
 use super::{
-    AccessToken, AccessTokens, BoxFuture, Claim, IdempotencyKey, SharedFetch, Store, TokenScope,
-    TokenSource, spawn_shared_fetch,
+    AccessToken, AccessTokens, BoxFuture, Claim, IdempotencyKey, SessionKeys, SharedFetch, Store,
+    TokenScope, TokenSource, spawn_shared_fetch,
 };
 use crate::errors::{GatewayError, platform_name};
 
@@ -29,6 +29,66 @@ use crate::errors::{GatewayError, platform_name};
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     idempotency: Mutex<IdempotencyRecords>,
+    /// Every app's session keys (one map, so that an app's keys outlive a
+    /// rebuild of its platform).
+    sessions: Arc<Mutex<SessionKeyMap>>,
+}
+
+/// The most session keys one process keeps; past it the expired ones go,
+/// then any one (a user who lost theirs logs in again).
+const MAX_SESSION_KEYS: usize = 500_000;
+
+type SessionKeyMap = HashMap<(TokenScope, String), (secrecy::SecretString, Instant)>;
+
+/// One app's session keys in this process.
+pub struct MemorySessionKeys {
+    scope: TokenScope,
+    max_age: Duration,
+    keys: Arc<Mutex<SessionKeyMap>>,
+}
+
+impl MemorySessionKeys {
+    fn entry(&self, openid: &str) -> (TokenScope, String) {
+        (self.scope.clone(), openid.to_string())
+    }
+
+    pub(crate) fn get_now(&self, openid: &str) -> Option<secrecy::SecretString> {
+        let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = self.entry(openid);
+        match keys.get(&entry) {
+            Some((key, expires_at)) if Instant::now() < *expires_at => Some(key.clone()),
+            Some(_) => {
+                keys.remove(&entry);
+                None
+            }
+            None => None,
+        }
+    }
+
+    pub(crate) fn put_now(&self, openid: &str, key: secrecy::SecretString) {
+        let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        if keys.len() >= MAX_SESSION_KEYS {
+            let now = Instant::now();
+            keys.retain(|_, (_, expires_at)| now < *expires_at);
+            if keys.len() >= MAX_SESSION_KEYS
+                && let Some(any) = keys.keys().next().cloned()
+            {
+                keys.remove(&any);
+            }
+        }
+        keys.insert(self.entry(openid), (key, Instant::now() + self.max_age));
+    }
+}
+
+impl SessionKeys for MemorySessionKeys {
+    fn get<'a>(&'a self, openid: &'a str) -> BoxFuture<'a, Option<secrecy::SecretString>> {
+        Box::pin(future::ready(self.get_now(openid)))
+    }
+
+    fn put<'a>(&'a self, openid: &'a str, key: secrecy::SecretString) -> BoxFuture<'a, ()> {
+        self.put_now(openid, key);
+        Box::pin(future::ready(()))
+    }
 }
 
 /// The most idempotency keys one process keeps; past it the oldest record
@@ -128,7 +188,28 @@ impl MemoryStore {
     }
 }
 
+impl MemoryStore {
+    /// `scope`'s session keys in this process (also the Redis store's
+    /// fallback).
+    pub fn memory_session_keys(&self, scope: TokenScope, max_age: Duration) -> MemorySessionKeys {
+        MemorySessionKeys {
+            scope,
+            max_age,
+            keys: self.sessions.clone(),
+        }
+    }
+}
+
 impl Store for MemoryStore {
+    fn session_keys(
+        &self,
+        scope: TokenScope,
+        _sealing_secret: &secrecy::SecretString,
+        max_age: Duration,
+    ) -> Arc<dyn SessionKeys> {
+        Arc::new(self.memory_session_keys(scope, max_age))
+    }
+
     fn claim(
         &self,
         key: &IdempotencyKey,
@@ -445,5 +526,26 @@ mod tests {
         assert_eq!(f.fetches.load(Ordering::SeqCst), 1);
         f.failing.store(false, Ordering::SeqCst);
         assert_eq!(value(&f.tokens.get().await.unwrap()), "token-2");
+    }
+
+    #[tokio::test]
+    async fn session_keys_are_replaced_by_a_newer_login_and_expire() {
+        let store = MemoryStore::default();
+        let scope = |app: &str| TokenScope {
+            platform: crate::proto::Platform::QqMinigame,
+            app_id: app.into(),
+        };
+        let secret = secrecy::SecretString::from("s");
+        let keys = store.session_keys(scope("a"), &secret, Duration::from_secs(60));
+        let other_app = store.session_keys(scope("b"), &secret, Duration::from_secs(60));
+        keys.put("alice", "k1".to_string().into()).await;
+        keys.put("alice", "k2".to_string().into()).await;
+        use secrecy::ExposeSecret;
+        assert_eq!(keys.get("alice").await.unwrap().expose_secret(), "k2");
+        assert!(other_app.get("alice").await.is_none());
+        let short = store.session_keys(scope("c"), &secret, Duration::from_millis(20));
+        short.put("alice", "k".to_string().into()).await;
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        assert!(short.get("alice").await.is_none(), "past its maximum age");
     }
 }

@@ -2,7 +2,9 @@
 //! so that a store every replica shares (Redis, for a fleet) can replace the
 //! in-process one ([`MemoryStore`]) without touching the code that uses it.
 //!
-//! Today that state is the platforms' app access tokens. Their contract, which
+//! That state is the platforms' app access tokens, the session keys of users
+//! who logged in through gamegate ([`SessionKeys`]), idempotency records and
+//! the fleet's size. The tokens' contract, which
 //! every store keeps: at most one fetch at a time per app (single flight); a
 //! fetch runs on its own, so a caller whose deadline passes while it waits never
 //! cancels it and the next caller finds its result; a token is refreshed ahead
@@ -18,7 +20,7 @@ use secrecy::SecretString;
 use tokio::time::Instant;
 
 pub use self::{
-    memory::MemoryStore,
+    memory::{MemorySessionKeys, MemoryStore},
     redis::{RedisSettings, RedisStore, RedisStoreError},
 };
 use crate::{errors::GatewayError, proto::Platform};
@@ -223,6 +225,17 @@ pub struct IdempotencyKey {
     pub fingerprint: [u8; 32],
 }
 
+/// The session keys of one app's users, as the user's last login through
+/// gamegate issued them (QQ mini-game jscode2session), kept until a newer
+/// login replaces them or their maximum age passes.
+pub trait SessionKeys: Send + Sync {
+    /// The key of `openid`'s last login, if it is younger than the maximum age.
+    fn get<'a>(&'a self, openid: &'a str) -> BoxFuture<'a, Option<SecretString>>;
+
+    /// Keeps `key` as `openid`'s, replacing the one kept before.
+    fn put<'a>(&'a self, openid: &'a str, key: SecretString) -> BoxFuture<'a, ()>;
+}
+
 /// Where gamegate's shared state lives. A store never fails a call: one
 /// that cannot reach its backend (Redis down) serves from this process
 /// alone, and says so in the log once per change of state.
@@ -233,6 +246,16 @@ pub trait Store: Send + Sync {
         scope: TokenScope,
         source: Arc<dyn TokenSource>,
     ) -> Arc<dyn AccessTokens>;
+
+    /// The session keys of `scope`'s users, each kept for `max_age`; a shared
+    /// store seals them with a key derived from `sealing_secret` (the app's
+    /// secret), as it does the app's tokens.
+    fn session_keys(
+        &self,
+        scope: TokenScope,
+        sealing_secret: &SecretString,
+        max_age: Duration,
+    ) -> Arc<dyn SessionKeys>;
 
     /// Claims `key` for `window` (the time a repeat is answered from the
     /// record). A claim still running after `lease` (longer than any call

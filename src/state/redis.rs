@@ -46,7 +46,8 @@ use tokio::time::{Instant, sleep, timeout};
 
 use super::{
     AccessToken, AccessTokens, BoxFuture, Claim, FleetSize, IdempotencyKey, IssuedToken,
-    MemoryStore, SharedFetch, Store, TokenScope, TokenSource, spawn_shared_fetch,
+    MemorySessionKeys, MemoryStore, SessionKeys, SharedFetch, Store, TokenScope, TokenSource,
+    spawn_shared_fetch,
 };
 use crate::{
     errors::{GatewayError, platform_name},
@@ -365,6 +366,21 @@ fn unix_ms() -> u64 {
 }
 
 impl Store for RedisStore {
+    fn session_keys(
+        &self,
+        scope: TokenScope,
+        sealing_secret: &SecretString,
+        max_age: Duration,
+    ) -> Arc<dyn SessionKeys> {
+        Arc::new(RedisSessionKeys {
+            seal: Seal::for_sessions(&scope, sealing_secret),
+            key_prefix: self.inner.token_key(&scope, "session"),
+            fallback: self.inner.fallback.memory_session_keys(scope, max_age),
+            redis: self.inner.clone(),
+            max_age,
+        })
+    }
+
     fn access_tokens(
         &self,
         scope: TokenScope,
@@ -636,6 +652,82 @@ return 0",
 }
 
 // ---------------------------------------------------------------------------
+// Session keys: `<prefix>{token:<platform>:<app>}:session:<openid>` holds the
+// key sealed (the Redis key as associated data), expiring after the maximum
+// age; a newer login overwrites it. This process's memory keeps the keys of
+// its own logins too, and serves them while Redis cannot be reached.
+// ---------------------------------------------------------------------------
+
+struct RedisSessionKeys {
+    redis: Arc<Inner>,
+    seal: Seal,
+    /// `<prefix>{token:<platform>:<app>}:session`.
+    key_prefix: String,
+    fallback: MemorySessionKeys,
+    max_age: Duration,
+}
+
+impl RedisSessionKeys {
+    fn redis_key(&self, openid: &str) -> String {
+        format!("{}:{openid}", self.key_prefix)
+    }
+}
+
+impl SessionKeys for RedisSessionKeys {
+    fn get<'a>(&'a self, openid: &'a str) -> BoxFuture<'a, Option<SecretString>> {
+        Box::pin(async move {
+            let key = self.redis_key(openid);
+            let read = self
+                .redis
+                .run(|mut c| {
+                    let key = key.clone();
+                    async move {
+                        redis::cmd("GET")
+                            .arg(&key)
+                            .query_async::<Option<String>>(&mut c)
+                            .await
+                    }
+                })
+                .await;
+            match read {
+                Ok(Some(sealed)) => self.seal.open(&sealed, &key),
+                Ok(None) => None,
+                Err(_) => {
+                    metrics::global().store_fell_back("session_key");
+                    self.fallback.get_now(openid)
+                }
+            }
+        })
+    }
+
+    fn put<'a>(&'a self, openid: &'a str, key: SecretString) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let redis_key = self.redis_key(openid);
+            let sealed = self.seal.seal(key.expose_secret(), &redis_key);
+            // This process keeps it too: its own later calls find it while
+            // Redis cannot be reached.
+            self.fallback.put_now(openid, key);
+            let max_age_ms = self.max_age.as_millis().max(1) as u64;
+            let written = self
+                .redis
+                .run(|mut c| async move {
+                    redis::cmd("SET")
+                        .arg(&redis_key)
+                        .arg(&sealed)
+                        .arg("PX")
+                        .arg(max_age_ms)
+                        .query_async::<()>(&mut c)
+                        .await
+                })
+                .await;
+            if written.is_err() {
+                metrics::global().store_fell_back("session_key");
+            }
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------
 // Access tokens.
 // ---------------------------------------------------------------------------
 
@@ -648,10 +740,17 @@ struct Seal {
 
 impl Seal {
     fn for_app(scope: &TokenScope, secret: &SecretString) -> Seal {
-        let hkdf = Hkdf::<Sha256>::new(
-            Some(b"gamegate access token seal v1"),
-            secret.expose_secret().as_bytes(),
-        );
+        Seal::derived(b"gamegate access token seal v1", scope, secret)
+    }
+
+    /// The seal of an app's users' session keys: another key from the same
+    /// secret (a sealed token never opens as a session key, nor the reverse).
+    fn for_sessions(scope: &TokenScope, secret: &SecretString) -> Seal {
+        Seal::derived(b"gamegate session key seal v1", scope, secret)
+    }
+
+    fn derived(salt: &[u8], scope: &TokenScope, secret: &SecretString) -> Seal {
+        let hkdf = Hkdf::<Sha256>::new(Some(salt), secret.expose_secret().as_bytes());
         let mut key = [0u8; 32];
         let info = format!("{}:{}", platform_name(scope.platform), scope.app_id);
         hkdf.expand(info.as_bytes(), &mut key)
@@ -1151,7 +1250,9 @@ mod tests {
         let until = |store: &RedisStore, replicas: usize| {
             let fleet = store.fleet();
             async move {
-                for _ in 0..100 {
+                // Up to 12 s: a first beat that finds Redis not yet connected
+                // is followed by the next one HEARTBEAT_EVERY (5 s) later.
+                for _ in 0..600 {
                     if fleet.load(Ordering::Relaxed) == replicas {
                         return true;
                     }
@@ -1249,5 +1350,78 @@ mod tests {
         );
         assert!(other_app.open(&sealed, "k1").is_none(), "another app");
         assert!(seal.open("not base64 !", "k1").is_none());
+    }
+
+    #[test]
+    fn a_sealed_session_key_opens_only_with_its_apps_secret_and_never_as_a_token() {
+        let scope = TokenScope {
+            platform: Platform::QqMinigame,
+            app_id: "1110000000".into(),
+        };
+        let secret = SecretString::from("the-app-secret-0123");
+        let sessions = Seal::for_sessions(&scope, &secret);
+        let at = "p:{token:qq_minigame:1110000000}:session:alice";
+        let sealed = sessions.seal("the-session-key", at);
+        assert!(!sealed.contains("the-session-key"));
+        assert_eq!(
+            sessions.open(&sealed, at).unwrap().expose_secret(),
+            "the-session-key"
+        );
+        assert!(sessions.open(&sealed, "p:other:key").is_none(), "moved");
+        assert!(
+            Seal::for_app(&scope, &secret).open(&sealed, at).is_none(),
+            "the token seal is another key"
+        );
+        assert!(
+            Seal::for_sessions(&scope, &SecretString::from("another-secret-0123"))
+                .open(&sealed, at)
+                .is_none()
+        );
+    }
+
+    #[tokio::test]
+    async fn replicas_share_session_keys_and_a_newer_login_replaces_one() {
+        let (one, two) = replicas("sessions").await;
+        let scope = TokenScope {
+            platform: Platform::QqMinigame,
+            app_id: "1110000000".into(),
+        };
+        let secret = SecretString::from("the-app-secret-0123");
+        let day = Duration::from_secs(86_400);
+        let a = one.session_keys(scope.clone(), &secret, day);
+        let b = two.session_keys(scope.clone(), &secret, day);
+        assert!(b.get("alice").await.is_none());
+        a.put("alice", SecretString::from("key-1")).await;
+        assert_eq!(b.get("alice").await.unwrap().expose_secret(), "key-1");
+        b.put("alice", SecretString::from("key-2")).await;
+        assert_eq!(a.get("alice").await.unwrap().expose_secret(), "key-2");
+        assert!(a.get("bob").await.is_none());
+        // Another secret (changed in the configuration): unreadable, not wrong.
+        let changed = two.session_keys(scope, &SecretString::from("new-secret-0123456"), day);
+        assert!(changed.get("alice").await.is_none());
+    }
+
+    #[tokio::test]
+    async fn without_redis_a_replica_keeps_its_own_logins_keys_in_memory() {
+        let settings = RedisSettings {
+            urls: vec!["redis://127.0.0.1:1".into()],
+            cluster: false,
+            username: None,
+            password: None,
+            key_prefix: "gamegate-test:down:".into(),
+            command_timeout: Duration::from_millis(200),
+        };
+        let store = RedisStore::new(&settings).unwrap();
+        let keys = store.session_keys(
+            TokenScope {
+                platform: Platform::QqMinigame,
+                app_id: "1110000000".into(),
+            },
+            &SecretString::from("the-app-secret-0123"),
+            Duration::from_secs(60),
+        );
+        keys.put("alice", SecretString::from("key-1")).await;
+        assert_eq!(keys.get("alice").await.unwrap().expose_secret(), "key-1");
+        assert!(keys.get("bob").await.is_none());
     }
 }

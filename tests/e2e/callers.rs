@@ -31,6 +31,7 @@ async fn callers_need_their_token_and_may_use_only_their_apps() {
             token_file: None,
             certificate_san: None,
             apps: vec![demo::MINIGAME_APPID.into()],
+            receive_session_keys: false,
         }];
     })
     .await;

@@ -366,6 +366,7 @@ async fn a_configured_caller_needs_its_token_over_connect() {
             token_file: None,
             certificate_san: None,
             apps: vec![demo::MINIGAME_APPID.into()],
+            receive_session_keys: false,
         }];
     })
     .await;

@@ -29,7 +29,7 @@ const TOKEN: &str = "fleet-lobby-token-0123456789";
 /// Three debug-build replicas taking 3,000 calls at once load a 2-core
 /// machine fully: two fleets at once would measure the machine, not the
 /// lock (each replica's wait for the token has a bound).
-static ONE_FLEET_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub(crate) static ONE_FLEET_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// The sandbox's token lifetime: refreshed a fifth early, at 8 s.
 const TOKEN_TTL_SECS: u64 = 10;
 

@@ -62,6 +62,7 @@ fn with_caller(config: &mut gamegate::config::Config) {
         token_file: None,
         certificate_san: None,
         apps: vec!["*".into()],
+        receive_session_keys: false,
     }];
 }
 

@@ -15,6 +15,7 @@ mod hostile;
 mod idempotency;
 mod interop;
 mod listener;
+mod login;
 mod memory;
 mod metrics;
 mod msdk_auth;

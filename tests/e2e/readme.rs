@@ -8,8 +8,12 @@ use tonic::client::Grpc;
 use crate::common::Harness;
 
 /// (method path, request JSON) of every `grpcurl ... -d '<json>' ... <service>/<method>`.
+/// A login code in an example (`"js_code":"'"$CODE"'"`) is read as `$CODE`,
+/// which the test replaces with one the sandbox minted.
 fn readme_examples() -> Vec<(String, String)> {
-    let readme = include_str!("../../README.md").replace("\\\n", " ");
+    let readme = include_str!("../../README.md")
+        .replace("\\\n", " ")
+        .replace("'\"$CODE\"'", "$CODE");
     readme
         .lines()
         .filter(|line| line.trim_start().starts_with("grpcurl") && line.contains(" -d '"))
@@ -48,7 +52,19 @@ async fn readme_grpcurl_examples_succeed() {
             "README has no example of {service}"
         );
     }
-    for (method, json) in examples {
+    for (method, mut json) in examples {
+        if json.contains("$CODE") {
+            let minted = harness
+                .admin_post(
+                    "/minigame/codes",
+                    serde_json::json!({
+                        "appid": crate::common::demo::MINIGAME_APPID,
+                        "openid": crate::common::demo::MINIGAME_BOB_OPENID,
+                    }),
+                )
+                .await;
+            json = json.replace("$CODE", minted["js_code"].as_str().unwrap());
+        }
         let (service, rpc) = method.split_once('/').unwrap();
         let descriptor = DESCRIPTOR_POOL
             .get_service_by_name(service)
@@ -123,7 +139,9 @@ fn shell_words(line: &str) -> Vec<String> {
 /// Every `curl ...` line of the README (continuations joined), with `127.0.0.1:50051` (the
 /// documented address) replaced by `endpoint`.
 fn readme_curl_examples(endpoint: &str) -> Vec<CurlExample> {
-    let readme = include_str!("../../README.md").replace("\\\n", " ");
+    let readme = include_str!("../../README.md")
+        .replace("\\\n", " ")
+        .replace("'\"$CODE\"'", "$CODE");
     readme
         .lines()
         .map(str::trim)
@@ -216,7 +234,19 @@ async fn readme_curl_examples_succeed_over_connect() {
     // curl speaks HTTP/1.1 to an http:// URL.
     let client = reqwest::Client::builder().http1_only().build().unwrap();
     for example in examples {
-        let body = example.data.join("&");
+        let mut body = example.data.join("&");
+        if body.contains("$CODE") {
+            let minted = harness
+                .admin_post(
+                    "/minigame/codes",
+                    serde_json::json!({
+                        "appid": crate::common::demo::MINIGAME_APPID,
+                        "openid": crate::common::demo::MINIGAME_BOB_OPENID,
+                    }),
+                )
+                .await;
+            body = body.replace("$CODE", minted["js_code"].as_str().unwrap());
+        }
         let mut request = if example.get {
             let separator = if example.url.contains('?') { '&' } else { '?' };
             client.get(format!("{}{separator}{body}", example.url))

@@ -143,14 +143,14 @@ async fn documented_limits_are_checked_before_the_platform_is_called() {
     );
     assert_eq!(error.bad_request_fields(), vec!["kv_list"]);
 
+    // Without a session key (and no login through gamegate): UNAUTHENTICATED.
     let mut no_session = set_request(&[("score", "1")]);
     no_session.user.as_mut().unwrap().session_key.clear();
-    let error = expect_error(
+    expect_error(
         storage.set_user_storage(no_session).await,
-        Code::InvalidArgument,
-        "FIELD_REQUIRED",
+        Code::Unauthenticated,
+        "SESSION_LOGIN_REQUIRED",
     );
-    assert_eq!(error.bad_request_fields(), vec!["user.session_key"]);
 
     let mut no_user = set_request(&[("score", "1")]);
     no_user.user = None;

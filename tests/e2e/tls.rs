@@ -441,6 +441,7 @@ async fn callers_are_known_by_their_client_certificate_names_mapped_to_their_app
                 certificate_san: Some(MATCH_SAN.into()),
                 // Storage only: the dawanka app is not its.
                 apps: vec![demo::MINIGAME_APPID.into()],
+                receive_session_keys: false,
             },
             Caller {
                 name: "lobby".into(),
@@ -448,6 +449,7 @@ async fn callers_are_known_by_their_client_certificate_names_mapped_to_their_app
                 token_file: None,
                 certificate_san: None,
                 apps: vec!["*".into()],
+                receive_session_keys: false,
             },
         ];
     })

@@ -16,6 +16,8 @@ pub const CODES: &[CodeRow] = &[
     row(87018, ErrorReason::TooManyKvPairs),
     row(87019, ErrorReason::KeyTooLong),
     row(-100050007, ErrorReason::SessionKeyInvalid),
+    // jscode2session: the login code is unknown, used or expired.
+    row(40029, ErrorReason::LoginCodeInvalid),
     row(-100050019, ErrorReason::AccessTokenInvalid),
     // Codes of the access-token family shared with the WeChat-style server APIs.
     row(40001, ErrorReason::AccessTokenInvalid),
@@ -33,3 +35,32 @@ pub const TOKEN_CODES: &[CodeRow] = &[
     row(40013, ErrorReason::GatewayCredentialsRejected),
     row(45009, ErrorReason::UpstreamRateLimited),
 ];
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::errors::{classify, disposition};
+
+    #[test]
+    fn login_codes_map_to_their_reasons() {
+        let none = HashMap::new();
+        assert_eq!(classify(CODES, &none, 40029), ErrorReason::LoginCodeInvalid);
+        assert_eq!(
+            classify(CODES, &none, 45011),
+            ErrorReason::UpstreamRateLimited
+        );
+        assert_eq!(classify(CODES, &none, -1), ErrorReason::UpstreamBusy);
+        let code = |reason| disposition::of_reason(reason).code;
+        assert_eq!(
+            code(ErrorReason::LoginCodeInvalid),
+            tonic::Code::Unauthenticated
+        );
+        assert_eq!(
+            code(ErrorReason::SessionLoginRequired),
+            tonic::Code::Unauthenticated
+        );
+        assert!(!disposition::of_reason(ErrorReason::LoginCodeInvalid).transient);
+    }
+}

@@ -1,6 +1,9 @@
 //! QQ mini-game server API (`api.q.qq.com`, seed 000): app access tokens from
 //! `getToken` (kept in the state store), the login-state signature over the
-//! exact body bytes, and the `errcode`/`errmsg` envelope.
+//! exact body bytes, and the `errcode`/`errmsg` envelope. Routes that declare
+//! `app_secret_member` (jscode2session) are called with the app secret instead;
+//! the session keys their answers issue are kept in the state store, and
+//! storage calls without a session key are signed with the kept one.
 
 mod codes;
 pub(crate) mod token;
@@ -25,7 +28,7 @@ use crate::{
     errors::GatewayError,
     plan::{Route, UpstreamRequest},
     proto::{ErrorReason, Platform},
-    state::{AccessTokens, Store, TokenScope},
+    state::{AccessTokens, SessionKeys, Store, TokenScope},
     upstream::{self, OutgoingBody, Upstream, UpstreamHttp},
 };
 
@@ -44,6 +47,22 @@ pub fn build(
         &section.upstream.options(),
     )?;
     let budget = Duration::from_millis(section.budget_ms);
+    let session_max_age = Duration::from_secs(section.session_max_age_secs.max(1));
+    let sessions = section.apps.iter().map(|(appid, app)| {
+        let scope = TokenScope {
+            platform: PLATFORM,
+            app_id: appid.clone(),
+        };
+        let custody = store.session_keys(scope, &app.secret, session_max_age);
+        (
+            appid.clone(),
+            AppSessions {
+                secret: app.secret.clone(),
+                custody,
+            },
+        )
+    });
+    let sessions = Apps::new(PLATFORM, sessions.collect::<Vec<_>>());
     let tokens = section.apps.iter().map(|(appid, app)| {
         let source = TokenFetcher {
             upstream: upstream.clone(),
@@ -58,13 +77,87 @@ pub fn build(
         (appid.clone(), store.access_tokens(scope, Arc::new(source)))
     });
     let tokens = Apps::new(PLATFORM, tokens.collect::<Vec<_>>());
-    let client = MiniGameClient { upstream, tokens };
+    let client = MiniGameClient {
+        upstream,
+        tokens,
+        sessions,
+    };
     Ok(ConfiguredPlatform::new(Box::new(client), budget))
 }
 
 pub struct MiniGameClient {
     upstream: Upstream,
     tokens: Apps<Arc<dyn AccessTokens>>,
+    sessions: Apps<AppSessions>,
+}
+
+/// An app's secret (for the routes called with it) and its users' session
+/// keys in custody.
+struct AppSessions {
+    secret: secrecy::SecretString,
+    custody: Arc<dyn SessionKeys>,
+}
+
+impl MiniGameClient {
+    /// A route called with the app secret (jscode2session): the request's
+    /// query, the secret, no access token and no signature. A session key
+    /// the answer issues is kept for its openid, replacing the one before.
+    async fn call_with_secret(
+        &self,
+        route: &Route,
+        request: &UpstreamRequest,
+        secret_member: &str,
+        deadline: Instant,
+    ) -> Result<Map<String, Json>, GatewayError> {
+        let app = self.sessions.get(&request.app_id)?;
+        let mut target = String::with_capacity(route.path.len() + 160);
+        target.push_str(&route.path);
+        target.push('?');
+        push_query_pairs(&mut target, request.query.iter().map(|(n, v)| (n, v)));
+        if !request.query.is_empty() {
+            target.push('&');
+        }
+        let _ = write!(
+            target,
+            "{}={}",
+            encode_query(secret_member),
+            encode_query(app.secret.expose_secret())
+        );
+        let answer = send(
+            &self.upstream,
+            PLATFORM,
+            &route.path,
+            route_call(route, &target, None, deadline),
+        )
+        .await?;
+        let answer = read_answer(route, &answer.body)?;
+        if let Some(issued) = &route.issued_session {
+            let text = |member: &str| match answer.get(member) {
+                Some(Json::String(text)) if !text.is_empty() => Some(text.clone()),
+                _ => None,
+            };
+            match (text(&issued.openid_member), text(&issued.key_member)) {
+                (Some(openid), Some(key)) => {
+                    app.custody
+                        .put(&openid, secrecy::SecretString::from(key))
+                        .await;
+                    tracing::debug!(app_id = %request.app_id, %openid, "session key kept");
+                }
+                _ => {
+                    return Err(GatewayError::Malformed {
+                        platform: PLATFORM,
+                        endpoint: route.path.clone(),
+                        detail: format!(
+                            "{} or {} is missing",
+                            issued.openid_member, issued.key_member
+                        ),
+                        transport: None,
+                    });
+                }
+            }
+        }
+        Ok(answer)
+    }
 }
 
 #[async_trait]
@@ -75,13 +168,30 @@ impl PlatformClient for MiniGameClient {
         request: &UpstreamRequest,
         deadline: Instant,
     ) -> Result<Map<String, Json>, GatewayError> {
+        if let Some(member) = &route.app_secret_member {
+            return self
+                .call_with_secret(route, request, member, deadline)
+                .await;
+        }
         let tokens = self.tokens.get(&request.app_id)?;
+        // The session key the caller sent, or the one kept from the user's
+        // last login through gamegate.
+        let kept = if request.session_key_from_custody {
+            let app = self.sessions.get(&request.app_id)?;
+            Some(app.custody.get(&request.openid).await.ok_or_else(|| {
+                GatewayError::SessionLoginRequired {
+                    app_id: request.app_id.clone(),
+                }
+            })?)
+        } else {
+            None
+        };
         // Serialize once, sign these bytes, send these bytes.
         let body =
             Bytes::from(serde_json::to_vec(&request.body).expect("a json map always serializes"));
-        let session_key = request
-            .session_key
+        let session_key = kept
             .as_ref()
+            .or(request.session_key.as_ref())
             .map(|k| k.expose_secret())
             .unwrap_or_default();
         let signature = minigame_signature(session_key, &body);
