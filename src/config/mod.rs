@@ -471,7 +471,39 @@ fn default_msdk_encode() -> u8 {
     2
 }
 
+/// What every platform section has, whatever the platform.
+struct PlatformSection<'a> {
+    base_url: &'a str,
+    budget_ms: u64,
+    max_answer_bytes: usize,
+    upstream: &'a UpstreamSettings,
+    rate_limits: &'a RateLimitsConfig,
+    circuit: &'a CircuitConfig,
+}
+
+macro_rules! platform_section {
+    ($section:expr) => {
+        $section.as_ref().map(|p| PlatformSection {
+            base_url: &p.base_url,
+            budget_ms: p.budget_ms,
+            max_answer_bytes: p.max_answer_bytes,
+            upstream: &p.upstream,
+            rate_limits: &p.rate_limits,
+            circuit: &p.circuit,
+        })
+    };
+}
+
 impl Config {
+    /// Each platform's section by its key, `None` when it is not configured.
+    fn platform_sections(&self) -> [(&'static str, Option<PlatformSection<'_>>); 3] {
+        [
+            ("qq_minigame", platform_section!(self.qq_minigame)),
+            ("qq_openapi", platform_section!(self.qq_openapi)),
+            ("msdk", platform_section!(self.msdk)),
+        ]
+    }
+
     /// Reads `path` (if given) and then the environment, which wins; reads
     /// the secrets that name files; validates. Every error says where the
     /// key it is about was set.
@@ -587,78 +619,22 @@ impl Config {
         }
         let answer_bytes = 1024..=64 * 1024 * 1024;
         let budget_ms = 1..=60_000;
-        for (name, platform) in [
-            (
-                "qq_minigame",
-                self.qq_minigame
-                    .as_ref()
-                    .map(|p| (&p.base_url, p.budget_ms, p.max_answer_bytes)),
-            ),
-            (
-                "qq_openapi",
-                self.qq_openapi
-                    .as_ref()
-                    .map(|p| (&p.base_url, p.budget_ms, p.max_answer_bytes)),
-            ),
-            (
-                "msdk",
-                self.msdk
-                    .as_ref()
-                    .map(|p| (&p.base_url, p.budget_ms, p.max_answer_bytes)),
-            ),
-        ] {
-            if let Some((base_url, budget, max_answer_bytes)) = platform {
-                check_url(name, base_url)?;
-                check_range(&format!("{name}.budget_ms"), budget, budget_ms.clone())?;
-                check_range(
-                    &format!("{name}.max_answer_bytes"),
-                    max_answer_bytes as u64,
-                    answer_bytes.clone(),
-                )?;
-            }
-        }
-        for (name, protection) in [
-            (
-                "qq_minigame",
-                self.qq_minigame
-                    .as_ref()
-                    .map(|p| (&p.rate_limits, &p.circuit)),
-            ),
-            (
-                "qq_openapi",
-                self.qq_openapi
-                    .as_ref()
-                    .map(|p| (&p.rate_limits, &p.circuit)),
-            ),
-            (
-                "msdk",
-                self.msdk.as_ref().map(|p| (&p.rate_limits, &p.circuit)),
-            ),
-        ] {
-            if let Some((rate_limits, circuit)) = protection {
-                rate_limits.validate(name)?;
-                circuit.validate(name)?;
-            }
-        }
-        for (name, platform) in [
-            (
-                "qq_minigame",
-                self.qq_minigame
-                    .as_ref()
-                    .map(|p| (&p.base_url, &p.upstream)),
-            ),
-            (
-                "qq_openapi",
-                self.qq_openapi.as_ref().map(|p| (&p.base_url, &p.upstream)),
-            ),
-            (
-                "msdk",
-                self.msdk.as_ref().map(|p| (&p.base_url, &p.upstream)),
-            ),
-        ] {
-            if let Some((base_url, upstream)) = platform {
-                upstream.validate(name, base_url)?;
-            }
+        for (name, platform) in self.platform_sections() {
+            let Some(platform) = platform else { continue };
+            check_url(name, platform.base_url)?;
+            check_range(
+                &format!("{name}.budget_ms"),
+                platform.budget_ms,
+                budget_ms.clone(),
+            )?;
+            check_range(
+                &format!("{name}.max_answer_bytes"),
+                platform.max_answer_bytes as u64,
+                answer_bytes.clone(),
+            )?;
+            platform.rate_limits.validate(name)?;
+            platform.circuit.validate(name)?;
+            platform.upstream.validate(name, platform.base_url)?;
         }
         if let Some(platform) = &self.qq_minigame {
             for (appid, app) in &platform.apps {

@@ -132,6 +132,29 @@ pub fn read_secret_files(config: &mut Config) -> Result<(), ConfigError> {
     if let Some(store) = &mut config.store {
         store.read_secret_files()?;
     }
+    let upstreams = [
+        (
+            "qq_minigame",
+            config.qq_minigame.as_mut().map(|p| &mut p.upstream),
+        ),
+        (
+            "qq_openapi",
+            config.qq_openapi.as_mut().map(|p| &mut p.upstream),
+        ),
+        ("msdk", config.msdk.as_mut().map(|p| &mut p.upstream)),
+    ];
+    for (platform, upstream) in upstreams {
+        let Some(upstream) = upstream else { continue };
+        if let Some(path) = upstream.proxy_password_file.as_deref() {
+            let key = format!("{platform}.upstream.proxy_password");
+            let mut password = upstream
+                .proxy_password
+                .take()
+                .unwrap_or_else(super::unset_secret);
+            fill_from_file(&key, &mut password, Some(path))?;
+            upstream.proxy_password = Some(password);
+        }
+    }
     Ok(())
 }
 

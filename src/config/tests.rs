@@ -548,3 +548,33 @@ fn session_keys_stay_in_gamegate_unless_configured_otherwise() {
         Ok(())
     });
 }
+
+#[test]
+fn a_proxy_password_file_is_read_with_the_other_secrets() {
+    Jail::expect_with(|jail| {
+        jail.create_file("egress-password", "from-a-file\n")?;
+        let file = format!(
+            "{MSDK}[msdk.upstream]\nproxy = \"http://egress:3128\"\nproxy_user = \"u\"\n\
+             proxy_password_file = \"egress-password\"\n"
+        );
+        let config = load(jail, &file)?;
+        let options = config.msdk.as_ref().unwrap().upstream.options();
+        assert_eq!(
+            options.proxy_password.as_ref().unwrap().expose_secret(),
+            "from-a-file",
+            "the file's text without its line end"
+        );
+        let both = refusal(
+            jail,
+            &format!("{file}proxy_password = \"a-real-looking-password\"\n"),
+        );
+        assert!(
+            both.contains("msdk.upstream.proxy_password_file") && both.contains("keep one"),
+            "{both}"
+        );
+        let missing = refusal(jail, &file.replace("egress-password", "absent"));
+        assert!(missing.contains("absent"), "{missing}");
+        assert!(!missing.contains("from-a-file"), "{missing}");
+        Ok(())
+    });
+}

@@ -138,8 +138,10 @@ impl UpstreamSettings {
                 Some(url) => ProxySetting::Url(url.to_string()),
             },
             proxy_user: self.proxy_user.clone(),
+            // A `proxy_password_file`'s content is here already: the
+            // configuration reads secret files when it is loaded (and
+            // reloaded), for every secret alike.
             proxy_password: self.proxy_password.clone(),
-            proxy_password_file: self.proxy_password_file.clone(),
             no_proxy: self.no_proxy.clone(),
             ca_file: self.ca_file.clone(),
             client_cert_file: self.client_cert_file.clone(),

@@ -5,7 +5,7 @@
 //! is bound and the upstream runs again when it is built (a reload re-reads
 //! the files, so a renewed CA or certificate takes effect at the next reload).
 
-use std::{io::Read, path::PathBuf, time::Duration};
+use std::{path::PathBuf, time::Duration};
 
 use secrecy::SecretString;
 use thiserror::Error;
@@ -44,10 +44,9 @@ pub enum ProxySetting {
 pub struct UpstreamOptions {
     pub proxy: ProxySetting,
     pub proxy_user: Option<String>,
+    /// The proxy's password (a `proxy_password_file` was read by the
+    /// configuration).
     pub proxy_password: Option<SecretString>,
-    /// A file holding the proxy password instead (read when the upstream is
-    /// built: at start and at every reload).
-    pub proxy_password_file: Option<PathBuf>,
     /// Hosts not proxied (a `NO_PROXY` list); `Some` replaces the
     /// environment's, `Some("")` exempts nothing.
     pub no_proxy: Option<String>,
@@ -71,7 +70,6 @@ impl Default for UpstreamOptions {
             proxy: ProxySetting::Environment,
             proxy_user: None,
             proxy_password: None,
-            proxy_password_file: None,
             no_proxy: None,
             ca_file: None,
             client_cert_file: None,
@@ -95,7 +93,6 @@ impl std::fmt::Debug for UpstreamOptions {
                 "proxy_password",
                 &self.proxy_password.as_ref().map(|_| "(redacted)"),
             )
-            .field("proxy_password_file", &self.proxy_password_file)
             .field("no_proxy", &self.no_proxy)
             .field("ca_file", &self.ca_file)
             .field("client_cert_file", &self.client_cert_file)
@@ -112,7 +109,7 @@ impl std::fmt::Debug for UpstreamOptions {
 #[derive(Debug, Error)]
 #[error("{key} {problem}")]
 pub struct OptionsError {
-    /// `proxy`, `proxy_password_file`, `ca_file`, ...
+    /// `proxy`, `proxy_user`, `ca_file`, ...
     pub key: &'static str,
     pub problem: String,
 }
@@ -131,9 +128,6 @@ pub(super) struct Prepared {
     /// `None`: the shared one, trusting the webpki roots.
     pub tls: Option<TlsConnector>,
 }
-
-/// A secret file larger than this is not a password file.
-const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
 
 impl UpstreamOptions {
     /// Checks the options for `base_url` as the upstream will use them (the
@@ -169,7 +163,7 @@ impl UpstreamOptions {
         base: &BaseUrl,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Option<Proxy>, OptionsError> {
-        let password = self.password()?;
+        let password = self.proxy_password.clone();
         if self.proxy_user.is_none() && password.is_some() {
             return Err(invalid(
                 "proxy_password",
@@ -226,44 +220,6 @@ impl UpstreamOptions {
             _ => url_credentials,
         };
         Ok(Some(Proxy::new(host, port, authority, credentials)))
-    }
-
-    /// `proxy_password`, or the content of `proxy_password_file` without the
-    /// line end editors add.
-    fn password(&self) -> Result<Option<SecretString>, OptionsError> {
-        let Some(path) = &self.proxy_password_file else {
-            return Ok(self.proxy_password.clone());
-        };
-        if self.proxy_password.is_some() {
-            return Err(invalid(
-                "proxy_password_file",
-                "is set, and so is proxy_password: keep one of them",
-            ));
-        }
-        let cannot = |cause: String| {
-            invalid(
-                "proxy_password_file",
-                format!(
-                    "names {}, which cannot be read ({cause}); mount the Secret there or fix the \
-                     path",
-                    path.display()
-                ),
-            )
-        };
-        let file = std::fs::File::open(path).map_err(|e| cannot(e.kind().to_string()))?;
-        let mut bytes = Vec::new();
-        file.take(MAX_SECRET_FILE_BYTES + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| cannot(e.kind().to_string()))?;
-        if bytes.len() as u64 > MAX_SECRET_FILE_BYTES {
-            return Err(cannot(format!("larger than {MAX_SECRET_FILE_BYTES} bytes")));
-        }
-        let text = String::from_utf8(bytes).map_err(|_| cannot("not UTF-8 text".into()))?;
-        let text = text.trim_end_matches(['\n', '\r']);
-        if text.is_empty() {
-            return Err(cannot("it is empty".into()));
-        }
-        Ok(Some(SecretString::from(text.to_string())))
     }
 
     fn tls_connector(&self, base: &BaseUrl) -> Result<Option<TlsConnector>, OptionsError> {
@@ -404,7 +360,6 @@ fn pem_problem(error: pem::Error) -> String {
 
 #[cfg(test)]
 mod tests {
-    use secrecy::ExposeSecret;
 
     use super::*;
 
@@ -529,34 +484,6 @@ mod tests {
             .prepare(&base("https://api.q.qq.com"), &env(vars))
             .unwrap();
         assert!(prepared.proxy.unwrap().authorization.is_some());
-    }
-
-    #[test]
-    fn a_password_file_is_read_without_its_line_end() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("password");
-        std::fs::write(&path, "from-a-file\n").unwrap();
-        let options = UpstreamOptions {
-            proxy: ProxySetting::Url("http://egress:3128".into()),
-            proxy_user: Some("u".into()),
-            proxy_password_file: Some(path.clone()),
-            ..UpstreamOptions::default()
-        };
-        assert_eq!(
-            options.password().unwrap().unwrap().expose_secret(),
-            "from-a-file"
-        );
-        let both = UpstreamOptions {
-            proxy_password: Some(SecretString::from("x")),
-            ..options.clone()
-        };
-        assert_eq!(both.password().err().unwrap().key, "proxy_password_file");
-        let missing = UpstreamOptions {
-            proxy_password_file: Some(dir.path().join("absent")),
-            ..options
-        };
-        let error = missing.password().err().unwrap();
-        assert!(error.problem.contains("absent"), "{error}");
     }
 
     #[test]
