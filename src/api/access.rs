@@ -9,7 +9,7 @@
 //! (too large, not the method's) is answered by tonic's codec with its status
 //! and leaves no line.
 
-use std::time::Duration;
+use std::{borrow::Cow, time::Duration};
 
 use prost_reflect::{DynamicMessage, ReflectMessage, Value};
 use tonic::Code;
@@ -80,7 +80,7 @@ impl AccessLog {
         };
         tracing::info!(
             target: "gamegate::access",
-            rpc = %line.route.grpc_path,
+            rpc = line.route.grpc_path.as_str(),
             app = app.as_deref().unwrap_or(""),
             caller = line.caller.map_or("", |caller| caller.name.as_str()),
             platform = platform_name(line.route.platform),
@@ -96,11 +96,22 @@ impl AccessLog {
     }
 }
 
-/// A top-level string field, cut to [`MAX_LOGGED_CHARS`].
-fn string_field(message: &DynamicMessage, name: &str) -> Option<String> {
+/// A top-level string field, cut to [`MAX_LOGGED_CHARS`] (a copy only when
+/// it is cut or not set).
+fn string_field<'m>(message: &'m DynamicMessage, name: &str) -> Option<Cow<'m, str>> {
     let field = message.descriptor().get_field_by_name(name)?;
-    match &*message.get_field(&field) {
-        Value::String(text) => Some(text.chars().take(MAX_LOGGED_CHARS).collect()),
+    let cut = |text: &str| match text.char_indices().nth(MAX_LOGGED_CHARS) {
+        Some((end, _)) => text[..end].to_string(),
+        None => text.to_string(),
+    };
+    match message.get_field(&field) {
+        Cow::Borrowed(Value::String(text)) => {
+            Some(match text.char_indices().nth(MAX_LOGGED_CHARS) {
+                Some((end, _)) => Cow::Borrowed(&text[..end]),
+                None => Cow::Borrowed(text.as_str()),
+            })
+        }
+        Cow::Owned(Value::String(text)) => Some(Cow::Owned(cut(&text))),
         _ => None,
     }
 }
@@ -108,11 +119,11 @@ fn string_field(message: &DynamicMessage, name: &str) -> Option<String> {
 /// The user's openid: a top-level `openid`, or the `user` message's.
 fn openid_of(message: &DynamicMessage) -> Option<String> {
     if let Some(openid) = string_field(message, "openid") {
-        return Some(openid);
+        return Some(openid.into_owned());
     }
     let field = message.descriptor().get_field_by_name("user")?;
     match &*message.get_field(&field) {
-        Value::Message(user) => string_field(user, "openid"),
+        Value::Message(user) => string_field(user, "openid").map(Cow::into_owned),
         _ => None,
     }
 }

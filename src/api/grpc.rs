@@ -286,14 +286,20 @@ impl Shared {
             .get(header::AUTHORIZATION)
             .and_then(|value| value.to_str().ok());
         // The verified client certificate's names, on an mTLS connection.
-        let certificate_names = extensions
-            .get::<net::ConnectionInfo>()
-            .and_then(net::ConnectionInfo::client_certificate_names);
+        let connection = extensions.get::<net::ConnectionInfo>();
+        let certificate_names = connection.and_then(net::ConnectionInfo::client_certificate_names);
         let serving = self.serving.load_full();
-        let admitted = serving
-            .callers
-            .authenticate(authorization, certificate_names.as_deref())
-            .and_then(|caller| Ok((caller, self.in_flight.enter()?)));
+        let authenticated = match connection {
+            Some(connection) => serving.callers.authenticate_remembering(
+                authorization,
+                certificate_names.as_deref(),
+                connection.memo(),
+            ),
+            None => serving
+                .callers
+                .authenticate(authorization, certificate_names.as_deref()),
+        };
+        let admitted = authenticated.and_then(|caller| Ok((caller, self.in_flight.enter()?)));
         let (caller, in_flight) = match admitted {
             Ok(admitted) => admitted,
             Err(error) => {

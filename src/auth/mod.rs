@@ -5,15 +5,39 @@
 //! are kept only as SHA-256 digests, so neither memory dumps of the registry
 //! nor timing of the comparison reveal them.
 
-use std::{collections::HashSet, sync::Arc};
+use std::{
+    collections::HashSet,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+};
 
 use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
-use crate::{config::Caller, errors::GatewayError};
+use crate::{config::Caller, errors::GatewayError, net::ConnectionMemo};
 
 pub struct CallerRegistry {
     callers: Vec<Arc<RegisteredCaller>>,
+    /// Which registry this is, for as long as the process runs: a caller a
+    /// connection remembers from another one (before a reload) is not used.
+    generation: u64,
+}
+
+/// The generations of registries built so far.
+static GENERATIONS: AtomicU64 = AtomicU64::new(0);
+
+/// The caller a connection's credentials named last: the `authorization`
+/// value (the connection's HTTP/2 header table holds it as long), the
+/// registry that said so, and who it was. A request with the same value on
+/// the same connection (hence the same client certificate) is that caller,
+/// checked by a comparison of the value instead of its SHA-256 digest.
+struct RememberedCaller {
+    authorization: Box<[u8]>,
+    generation: u64,
+    caller: Arc<RegisteredCaller>,
 }
 
 pub struct RegisteredCaller {
@@ -55,7 +79,40 @@ impl CallerRegistry {
                     })
                 })
                 .collect(),
+            generation: GENERATIONS.fetch_add(1, Ordering::Relaxed),
         }
+    }
+
+    /// [`authenticate`](Self::authenticate), remembering an authenticated
+    /// caller in `memo` (its connection's) for the requests after: one
+    /// digest per connection and token instead of one per request.
+    pub fn authenticate_remembering(
+        &self,
+        authorization: Option<&str>,
+        certificate_names: Option<&[String]>,
+        memo: &ConnectionMemo,
+    ) -> Result<Option<Arc<RegisteredCaller>>, GatewayError> {
+        let Some(presented) = authorization.filter(|_| !self.is_open()) else {
+            return self.authenticate(authorization, certificate_names);
+        };
+        let remembered = memo
+            .get()
+            .and_then(|value| value.downcast::<RememberedCaller>().ok())
+            .filter(|remembered| remembered.generation == self.generation);
+        if let Some(remembered) = remembered
+            && bool::from(remembered.authorization.ct_eq(presented.as_bytes()))
+        {
+            return Ok(Some(remembered.caller.clone()));
+        }
+        let found = self.authenticate(authorization, certificate_names)?;
+        if let Some(caller) = &found {
+            memo.set(Arc::new(RememberedCaller {
+                authorization: presented.as_bytes().into(),
+                generation: self.generation,
+                caller: caller.clone(),
+            }));
+        }
+        Ok(found)
     }
 
     /// True when no caller is configured: everyone may call, with any app.
@@ -184,6 +241,57 @@ mod tests {
         assert!(lobby.may_use("1") && !lobby.may_use("2"));
         let matcher = registry.authenticate(None, Some(&names)).unwrap().unwrap();
         assert!(matcher.may_use("1") && matcher.may_use("2"));
+    }
+
+    #[test]
+    fn a_connection_remembers_its_caller_for_its_token_and_its_registry_only() {
+        let callers = [
+            caller("lobby", "lobby-token-0123456789", None, &["1"]),
+            caller("match", "match-token-0123456789", None, &["*"]),
+        ];
+        let registry = CallerRegistry::new(&callers);
+        let memo = ConnectionMemo::default();
+        let name = |found: Result<Option<Arc<RegisteredCaller>>, GatewayError>| {
+            found.map(|caller| caller.expect("callers are configured").name.clone())
+        };
+        let lobby = Some("Bearer lobby-token-0123456789");
+        assert_eq!(
+            name(registry.authenticate_remembering(lobby, None, &memo)).unwrap(),
+            "lobby"
+        );
+        assert!(memo.get().is_some(), "remembered");
+        assert_eq!(
+            name(registry.authenticate_remembering(lobby, None, &memo)).unwrap(),
+            "lobby"
+        );
+        // Another token on the same connection is authenticated as itself,
+        // a wrong one is refused, whatever was remembered.
+        let matcher = Some("Bearer match-token-0123456789");
+        assert_eq!(
+            name(registry.authenticate_remembering(matcher, None, &memo)).unwrap(),
+            "match"
+        );
+        let wrong = Some("Bearer lobby-token-0123456780");
+        assert!(
+            registry
+                .authenticate_remembering(wrong, None, &memo)
+                .is_err()
+        );
+        assert_eq!(
+            name(registry.authenticate_remembering(matcher, None, &memo)).unwrap(),
+            "match"
+        );
+        // A reload that drops the caller: the remembered one is not used.
+        let reloaded = CallerRegistry::new(&callers[..1]);
+        assert!(
+            reloaded
+                .authenticate_remembering(matcher, None, &memo)
+                .is_err()
+        );
+        assert_eq!(
+            name(reloaded.authenticate_remembering(lobby, None, &memo)).unwrap(),
+            "lobby"
+        );
     }
 
     #[test]

@@ -21,11 +21,12 @@
 //! bytes.
 
 use std::{
+    any::Any,
     io,
     net::SocketAddr,
     pin::Pin,
     sync::{
-        Arc, OnceLock,
+        Arc, Mutex, OnceLock, PoisonError,
         atomic::{AtomicU64, AtomicUsize, Ordering},
     },
     task::{Context, Poll},
@@ -88,6 +89,7 @@ impl Connection {
                 accepted_at,
                 open_streams: AtomicUsize::new(0),
                 idle_since_ms: AtomicU64::new(0),
+                memo: ConnectionMemo::default(),
             }),
             preface: Preface::default(),
             limits,
@@ -335,6 +337,11 @@ impl ConnectionInfo {
     pub fn client_certificate_names(&self) -> Option<Arc<[String]>> {
         self.client_names.get().cloned()
     }
+
+    /// What the layers above keep for this connection.
+    pub fn memo(&self) -> &ConnectionMemo {
+        &self.activity.memo
+    }
 }
 
 impl Connected for Connection {
@@ -356,6 +363,26 @@ pub(super) struct Activity {
     open_streams: AtomicUsize,
     /// When the last stream ended, in milliseconds since the accept.
     idle_since_ms: AtomicU64,
+    memo: ConnectionMemo,
+}
+
+/// One value a layer above keeps for the life of a connection, opaque here:
+/// the caller its credentials named (`auth`), so that the requests after the
+/// first are not authenticated from scratch.
+#[derive(Default)]
+pub struct ConnectionMemo(Mutex<Option<Arc<dyn Any + Send + Sync>>>);
+
+impl ConnectionMemo {
+    pub fn get(&self) -> Option<Arc<dyn Any + Send + Sync>> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub fn set(&self, value: Arc<dyn Any + Send + Sync>) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(value);
+    }
 }
 
 impl Activity {

@@ -25,7 +25,7 @@ use tokio::net::TcpListener;
 use tokio_stream::Stream;
 
 pub use self::{
-    connection::{Connection, ConnectionInfo},
+    connection::{Connection, ConnectionInfo, ConnectionMemo},
     streams::{TrackStreams, TrackStreamsLayer, TrackedBody, TrackedResponse},
     tls::{TlsAcceptor, TlsError, TlsFile, TlsProblem, TlsSettings, load_server_config},
 };

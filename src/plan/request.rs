@@ -40,7 +40,7 @@ pub fn build_request(
     message: &DynamicMessage,
 ) -> Result<UpstreamRequest, GatewayError> {
     let mut violations = Vec::new();
-    validate_message(&route.request, message, "", &mut violations);
+    validate_message(&route.request, message, &FieldPath::Root, &mut violations);
     violations.truncate(MAX_VIOLATIONS);
     if !violations.is_empty() {
         return Err(GatewayError::InvalidRequest { violations });
@@ -149,7 +149,7 @@ const MAX_VIOLATIONS: usize = 32;
 
 fn violation(
     violations: &mut Vec<Violation>,
-    path: &str,
+    path: &FieldPath<'_>,
     rules: Option<&Rules>,
     description: String,
 ) {
@@ -162,7 +162,7 @@ fn violation(
     });
 }
 
-fn required(path: &str) -> Violation {
+fn required(path: &FieldPath<'_>) -> Violation {
     Violation {
         field: path.to_string(),
         description: "is required".into(),
@@ -170,17 +170,48 @@ fn required(path: &str) -> Violation {
     }
 }
 
+/// Where a field is in the request (`user.openid`, `kv_list[2].key`): text
+/// only for a violation, never for a valid request.
+#[derive(Clone, Copy)]
+enum FieldPath<'a> {
+    Root,
+    Field {
+        parent: &'a FieldPath<'a>,
+        name: &'a str,
+    },
+    Item {
+        parent: &'a FieldPath<'a>,
+        index: usize,
+    },
+}
+
+impl FieldPath<'_> {
+    fn is_root(&self) -> bool {
+        matches!(self, FieldPath::Root)
+    }
+}
+
+impl std::fmt::Display for FieldPath<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FieldPath::Root => Ok(()),
+            FieldPath::Field { parent, name } if parent.is_root() => f.write_str(name),
+            FieldPath::Field { parent, name } => write!(f, "{parent}.{name}"),
+            FieldPath::Item { parent, index } => write!(f, "{parent}[{index}]"),
+        }
+    }
+}
+
 fn validate_message(
     plan: &MessagePlan,
     message: &DynamicMessage,
-    prefix: &str,
+    prefix: &FieldPath<'_>,
     violations: &mut Vec<Violation>,
 ) {
     for field in &plan.fields {
-        let path = if prefix.is_empty() {
-            field.field.name().to_string()
-        } else {
-            format!("{prefix}.{}", field.field.name())
+        let path = FieldPath::Field {
+            parent: prefix,
+            name: field.field.name(),
         };
         validate_field(field, message, &path, violations);
     }
@@ -198,7 +229,7 @@ fn validate_message(
             .sum();
         if total > max_total {
             violations.push(Violation {
-                field: if prefix.is_empty() {
+                field: if prefix.is_root() {
                     plan.descriptor.name().to_string()
                 } else {
                     prefix.to_string()
@@ -218,7 +249,7 @@ fn validate_condition(
     plan: &MessagePlan,
     condition: &RequiredWhen,
     message: &DynamicMessage,
-    prefix: &str,
+    prefix: &FieldPath<'_>,
     violations: &mut Vec<Violation>,
 ) {
     let when = &plan.fields[condition.when_field];
@@ -290,7 +321,7 @@ fn is_unset(field: &FieldDescriptor, message: &DynamicMessage) -> bool {
 fn validate_field(
     plan: &FieldPlan,
     message: &DynamicMessage,
-    path: &str,
+    path: &FieldPath<'_>,
     violations: &mut Vec<Violation>,
 ) {
     let rules = plan.rules.as_ref();
@@ -330,7 +361,11 @@ fn validate_field(
             if violations.len() >= MAX_VIOLATIONS {
                 return;
             }
-            validate_value(plan, item, &format!("{path}[{index}]"), violations);
+            let item_path = FieldPath::Item {
+                parent: path,
+                index,
+            };
+            validate_value(plan, item, &item_path, violations);
         }
         return;
     }
@@ -343,7 +378,12 @@ fn validate_field(
     validate_value(plan, value.as_ref(), path, violations);
 }
 
-fn validate_value(plan: &FieldPlan, value: &Value, path: &str, violations: &mut Vec<Violation>) {
+fn validate_value(
+    plan: &FieldPlan,
+    value: &Value,
+    path: &FieldPath<'_>,
+    violations: &mut Vec<Violation>,
+) {
     let rules = plan.rules.as_ref();
     match value {
         Value::String(text) => {

@@ -42,7 +42,10 @@ pub fn minigame_signature(session_key: &str, body: &[u8]) -> String {
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(session_key.as_bytes())
         .expect("hmac accepts keys of any length");
     mac.update(body);
-    hex::encode(mac.finalize().into_bytes())
+    // Into a buffer of its own: `hex::encode` collects char by char.
+    let mut digits = [0u8; 64];
+    hex::encode_to_slice(mac.finalize().into_bytes(), &mut digits).expect("32 bytes, 64 digits");
+    String::from_utf8(digits.to_vec()).expect("hex digits are ascii")
 }
 
 /// QQ Game OpenAPI v3 signature: `base64(HMAC-SHA1(appkey + "&", source))` with

@@ -6,16 +6,15 @@
 //! errors recorded as `&dyn Error` lose ESC, BEL, BS, FF, DEL and C1 codes, but
 //! keep newlines and carriage returns; a field recorded with `%` (Display, how
 //! gamegate logs `%error`) is written untouched. So the text format records
-//! every value through [`EscapingFields`], and the JSON format, whose
-//! serializer escapes only what JSON requires (below U+0020), writes through
-//! [`JsonEscaping`].
+//! every value through [`EscapingFields`], and the JSON format
+//! (`telemetry::json`) escapes these characters itself.
 
-use std::{fmt, io};
+use std::fmt;
 
 use tracing::field::{Field, Visit};
 use tracing_subscriber::{
     field::{MakeVisitor, VisitFmt, VisitOutput},
-    fmt::{MakeWriter, format::DefaultFields},
+    fmt::format::DefaultFields,
 };
 
 /// What is written escaped: control characters (C0, DEL, C1, which includes
@@ -156,59 +155,5 @@ impl<V: VisitOutput<fmt::Result>> VisitOutput<fmt::Result> for EscapingVisitor<V
 impl<V: VisitFmt> VisitFmt for EscapingVisitor<V> {
     fn writer(&mut self) -> &mut dyn fmt::Write {
         self.0.writer()
-    }
-}
-
-/// The writer of the JSON format. serde_json escapes what JSON requires
-/// (below U+0020, quotes, backslashes) and writes the rest raw: DEL, the C1
-/// codes (U+009B is a one-character CSI on some terminals) and the separators
-/// and overrides of [`needs_escape`]. This writes those as `\u009b` etc., which
-/// is valid inside a JSON string, the only place serde_json can have put them.
-/// The newline that ends each line stays (serde_json never writes a raw one).
-#[derive(Debug, Clone, Default)]
-pub struct JsonEscaping<M>(pub M);
-
-impl<'a, M: MakeWriter<'a>> MakeWriter<'a> for JsonEscaping<M> {
-    type Writer = JsonEscapingWrite<M::Writer>;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        JsonEscapingWrite(self.0.make_writer())
-    }
-
-    fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> Self::Writer {
-        JsonEscapingWrite(self.0.make_writer_for(meta))
-    }
-}
-
-/// The writer of [`JsonEscaping`].
-#[derive(Debug)]
-pub struct JsonEscapingWrite<W>(W);
-
-impl<W: io::Write> io::Write for JsonEscapingWrite<W> {
-    // tracing-subscriber hands over each formatted line in one `write_all`,
-    // which this consumes whole, so a character is never split across calls.
-    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        if !bytes.iter().any(|&b| (b < 0x20 && b != b'\n') || b >= 0x7f) {
-            self.0.write_all(bytes)?;
-            return Ok(bytes.len());
-        }
-        let mut escaped = Vec::with_capacity(bytes.len() + 16);
-        for chunk in bytes.utf8_chunks() {
-            for c in chunk.valid().chars() {
-                if c != '\n' && needs_escape(c) {
-                    escaped.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes());
-                } else {
-                    let mut utf8 = [0; 4];
-                    escaped.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
-                }
-            }
-            escaped.extend_from_slice(chunk.invalid());
-        }
-        self.0.write_all(&escaped)?;
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.0.flush()
     }
 }

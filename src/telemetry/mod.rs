@@ -5,7 +5,7 @@
 //! by `GAMEGATE_LOG` (`tracing` directives, default `info`; HTTP/2, hyper and
 //! TLS internals at `warn` unless named). Whatever the format, no value reaches the
 //! output with a control character in it ([`EscapingFields`] for text,
-//! [`JsonEscaping`] for JSON): a caller's newline cannot forge a line, nor its
+//! [`json::JsonLines`] for JSON): a caller's newline cannot forge a line, nor its
 //! escape sequence drive a terminal. Colours are used on a terminal only (and
 //! not with `NO_COLOR`). Repeated lines of one kind are limited with a
 //! [`LogLimiter`]. Every line written while serving a call carries the
@@ -13,6 +13,7 @@
 //! span in text.
 
 mod escape;
+pub mod json;
 mod limiter;
 pub mod trace;
 
@@ -28,7 +29,7 @@ use tracing_subscriber::{
 };
 
 pub use self::{
-    escape::{EscapingFields, EscapingVisitor, JsonEscaping, JsonEscapingWrite},
+    escape::{EscapingFields, EscapingVisitor},
     limiter::{Admit, LogLimiter},
 };
 
@@ -207,15 +208,11 @@ where
             Box::new(subscriber.with(otel))
         }
         LogFormat::Json => {
-            let json = tracing_subscriber::fmt::format()
-                .json()
-                .with_target(false)
-                // The call's span is the current one; its trace id leads the line.
-                .with_span_list(false);
+            // Span fields as JSON (`JsonFields`), events as `JsonLines` writes them.
             let logs = tracing_subscriber::fmt::layer()
                 .json()
-                .event_format(trace::TopLevelTraceId(json))
-                .with_writer(JsonEscaping(writer));
+                .event_format(json::JsonLines)
+                .with_writer(writer);
             let subscriber = registry.with(logs).with(calls);
             let otel = traces.map(|traces| traces.layer());
             Box::new(subscriber.with(otel))
@@ -286,9 +283,13 @@ mod tests {
     }
 
     fn capture(format: LogFormat) -> String {
+        capture_with(format, log_hostile_event)
+    }
+
+    fn capture_with(format: LogFormat, event: impl Fn()) -> String {
         let captured = Captured::default();
         let subscriber = subscriber(format, EnvFilter::new("info"), false, captured.clone());
-        tracing::subscriber::with_default(subscriber, log_hostile_event);
+        tracing::subscriber::with_default(subscriber, event);
         captured.text()
     }
 
@@ -362,18 +363,46 @@ mod tests {
     }
 
     #[test]
-    fn the_json_writer_leaves_clean_output_as_it_is() {
-        let captured = Captured::default();
-        let mut writer = JsonEscaping(captured.clone()).make_writer();
-        let line = "{\"fields\":{\"message\":\"caf\u{e9} \u{4e2d}\u{6587} ok\"}}\n";
-        writer.write_all(line.as_bytes()).unwrap();
-        writer
-            .write_all("{\"a\":\"\u{85}\u{2029}\"}\n".as_bytes())
-            .unwrap();
-        assert_eq!(
-            captured.text(),
-            format!("{line}{{\"a\":\"\\u0085\\u2029\"}}\n")
-        );
+    fn json_lines_have_the_layout_of_tracing_subscribers_own_json_format() {
+        let event = || {
+            let span = tracing::info_span!("outer", path = "p", n = 7);
+            let _entered = span.enter();
+            let error = std::io::Error::other("gone");
+            tracing::warn!(
+                rpc = "/a.B/C",
+                upstream_code = -3,
+                count = 3u64,
+                ms = 1.5,
+                ok = true,
+                error = &error as &(dyn std::error::Error + 'static),
+                debug = ?("x", 1),
+                "call {}",
+                "done"
+            );
+        };
+        let ours = capture_with(LogFormat::Json, event);
+        let theirs = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_target(false)
+            .with_span_list(false)
+            .with_writer(theirs.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, event);
+        let parse = |line: &str| -> serde_json::Value {
+            let mut value: serde_json::Value =
+                serde_json::from_str(line.trim_end()).unwrap_or_else(|e| panic!("{e}: {line}"));
+            let timestamp = value["timestamp"].take();
+            let timestamp = timestamp.as_str().expect("a timestamp");
+            assert_eq!(
+                timestamp.len(),
+                "2026-12-06T21:48:19.752077Z".len(),
+                "{timestamp}"
+            );
+            assert!(timestamp.ends_with('Z') && timestamp.as_bytes()[10] == b'T');
+            value
+        };
+        assert_eq!(parse(&ours), parse(&theirs.text()), "{ours}");
     }
 
     #[test]

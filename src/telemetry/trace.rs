@@ -6,7 +6,7 @@
 //! older gRPC clients send), decoded by the OpenTelemetry projects' own
 //! propagators. A call without either gets a fresh trace id, so that a caller
 //! can always quote one: every log line written while serving the call
-//! carries it (`trace_id`, see [`CallTraceLayer`] and [`TopLevelTraceId`]),
+//! carries it (`trace_id`, see [`CallTraceLayer`] and [`super::json::JsonLines`]),
 //! and so does the ErrorInfo of every error the call returns.
 //!
 //! With `[telemetry] otlp_endpoint` set, [`Exporter::start`] builds an
@@ -43,7 +43,7 @@ use opentelemetry_sdk::{
 };
 use thiserror::Error;
 use tracing::{
-    Event, Metadata, Span, Subscriber,
+    Metadata, Span, Subscriber,
     field::Empty,
     instrument::{Instrument, Instrumented},
 };
@@ -51,7 +51,6 @@ use tracing_opentelemetry::{OpenTelemetryLayer, OpenTelemetrySpanExt};
 use tracing_subscriber::{
     Layer,
     filter::{FilterFn, Filtered},
-    fmt::{FmtContext, FormatEvent, FormatFields, format::Writer},
     registry::LookupSpan,
 };
 
@@ -160,7 +159,7 @@ fn exporting() -> bool {
     settings().exporting
 }
 
-/// Keeps `trace_id` with the call's `span`, where [`TopLevelTraceId`] finds
+/// Keeps `trace_id` with the call's `span`, where [`super::json::JsonLines`] finds
 /// it (no span field: a field would be formatted into every JSON line again).
 fn attach(span: &Span, trace_id: TraceIdText) {
     span.with_subscriber(|(id, dispatch)| {
@@ -498,11 +497,11 @@ impl UpstreamAttempt {
 
 /// The trace id of a call, kept with its span for the log lines.
 #[derive(Clone, Copy)]
-struct CallTraceId(TraceIdText);
+pub(super) struct CallTraceId(pub(super) TraceIdText);
 
 /// How the subscriber it is part of takes the calls' spans: whether an
 /// [`Exporter`] is installed, and whether the call's span shows its trace id
-/// as a field (text lines; JSON lines have it first, [`TopLevelTraceId`]).
+/// as a field (text lines; JSON lines have it first, [`super::json::JsonLines`]).
 /// It does nothing itself: the spans ask it.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CallTraceLayer {
@@ -520,61 +519,6 @@ impl CallTraceLayer {
 }
 
 impl<S: Subscriber> Layer<S> for CallTraceLayer {}
-
-/// A JSON event format with the call's trace id first, `"trace_id":"…"`, on
-/// every line written within a call (what log collectors join traces on).
-pub struct TopLevelTraceId<F>(pub F);
-
-impl<S, N, F> FormatEvent<S, N> for TopLevelTraceId<F>
-where
-    S: Subscriber + for<'span> LookupSpan<'span>,
-    N: for<'writer> FormatFields<'writer> + 'static,
-    F: FormatEvent<S, N>,
-{
-    fn format_event(
-        &self,
-        ctx: &FmtContext<'_, S, N>,
-        mut writer: Writer<'_>,
-        event: &Event<'_>,
-    ) -> fmt::Result {
-        let trace_id = ctx.event_scope().and_then(|scope| {
-            scope
-                .into_iter()
-                .find_map(|span| span.extensions().get::<CallTraceId>().copied())
-        });
-        let Some(CallTraceId(trace_id)) = trace_id else {
-            return self.0.format_event(ctx, writer, event);
-        };
-        writer.write_str("{\"trace_id\":\"")?;
-        writer.write_str(trace_id.as_str())?;
-        writer.write_str("\",")?;
-        // The object's opening brace is written above, before the trace id.
-        let mut rest = AfterOpeningBrace {
-            writer: &mut writer,
-            skipped: false,
-        };
-        self.0.format_event(ctx, Writer::new(&mut rest), event)
-    }
-}
-
-/// What the JSON format writes, but its first character (the object's `{`).
-struct AfterOpeningBrace<'a, 'writer> {
-    writer: &'a mut Writer<'writer>,
-    skipped: bool,
-}
-
-impl fmt::Write for AfterOpeningBrace<'_, '_> {
-    fn write_str(&mut self, text: &str) -> fmt::Result {
-        if self.skipped {
-            return self.writer.write_str(text);
-        }
-        self.skipped = !text.is_empty();
-        match text.strip_prefix('{') {
-            Some(rest) => self.writer.write_str(rest),
-            None => self.writer.write_str(text),
-        }
-    }
-}
 
 #[cfg(test)]
 mod tests {

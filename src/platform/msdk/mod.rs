@@ -96,7 +96,10 @@ fn md5_hex(parts: &[&str]) -> String {
     for part in parts {
         md5.update(part.as_bytes());
     }
-    hex::encode(md5.finalize())
+    // Into a buffer of its own: `hex::encode` collects char by char.
+    let mut digits = [0u8; 32];
+    hex::encode_to_slice(md5.finalize(), &mut digits).expect("16 bytes, 32 digits");
+    String::from_utf8(digits.to_vec()).expect("hex digits are ascii")
 }
 
 /// The video VIP body signature (`SIGNING.md`): md5(str(channel_id) +
