@@ -10,6 +10,13 @@
   bench.py schedule OUT N RATE URI       an h2load --timing-script-file: N calls at RATE/s,
                                          evenly spaced
   bench.py stats URL PATH                the sandbox's request count of PATH
+  bench.py profile WORKDIR CALLS         callgrind summary of gamegate's paths (profile.md)
+  bench.py echo-sizes REQ_BYTES REPLY_BYTES
+                                         payload sizes that make the echo floor's gRPC request
+                                         and answer that long (5-byte frame header included)
+  bench.py echo-body OUT PAYLOAD_BYTES   the echo floor's gRPC request body
+  bench.py floors WORKDIR CALLS N1 N2    callgrind summary of the floors (tonic echo, the two
+                                         HTTP/1.1 clients) against gamegate's paths
   bench.py report RESULTS_ENV OUT        renders RESULTS.md from the key=value file run.sh wrote
 
 The protobuf messages are encoded by hand (a few strings, an enum, a bool, nested messages):
@@ -259,9 +266,11 @@ def parse_callgrind(path):
 
 
 BUCKETS = [
-    ("allocator (glibc malloc/free/realloc)", r"^(malloc|free|realloc|calloc|_int_|unlink_chunk|"
-     r"malloc_consolidate|tcache|__rdl_|__rust_(alloc|dealloc|realloc)|alloc::raw_vec|"
-     r"cfree|__libc_(malloc|free|realloc|calloc)|alloc::alloc)"),
+    ("allocator (jemalloc or glibc malloc/free/realloc)", r"^(malloc|free|realloc|calloc|_int_|"
+     r"unlink_chunk|malloc_consolidate|tcache|__rdl_|__rust_(alloc|dealloc|realloc)|alloc::raw_vec|"
+     r"cfree|__libc_(malloc|free|realloc|calloc)|alloc::alloc|_rjem_|je_|tikv_jemalloc|"
+     r"imalloc|ifree|isfree|irealloc|arena_|tcache_|sz_|emap_|edata_|extent_|large_|"
+     r"malloc_mutex|nstime_|te_|thread_event|witness_|pac_|pa_|sec_|hpa_|sdallocx|mallocx|rallocx)"),
     ("memcpy/memmove/memset", r"^__(mem|wmem)"),
     ("SHA-256 (body HMAC, caller token digest)", r"^(sha2::|<?sha2|hmac::|digest::|<D as digest)"),
     ("md5 (MSDK sig)", r"(md5|md_5)"),
@@ -269,6 +278,10 @@ BUCKETS = [
     ("percent-encoding", r"percent_encoding"),
     ("reqwest + tower-http", r"(reqwest|tower_http)"),
     ("hyper (HTTP/1 client, HTTP/2 server glue)", r"^(hyper|hyper_util)"),
+    ("httparse (HTTP/1 heads)", r"^httparse"),
+    # bench/floors' binaries: their loops, and whatever LTO inlined into them (for the client
+    # floors, most of the client's send path).
+    ("floor binary's own code + what LTO inlined into it", r"^(client_floor|echo_server)"),
     ("h2 (HTTP/2 frames, HPACK)", r"^h2::"),
     ("http (headers, URIs)", r"^http::"),
     ("tonic + tower + axum (routing, codec)", r"^(tonic|tower|axum|matchit)"),
@@ -283,6 +296,21 @@ BUCKETS = [
      r"alloc::|std::)"),
     ("libc (other)", r"^(__|_IO|pthread|epoll|syscall|__GI)"),
 ]
+
+
+# The allocation entry points: glibc's, and jemalloc's as tikv-jemalloc-sys builds it (prefix
+# `_rjem_`; `<Jemalloc as GlobalAlloc>` calls malloc, or mallocx for over-aligned layouts, calloc
+# or mallocx with MALLOCX_ZERO, realloc or rallocx). gamegate's release binary and the floors use
+# jemalloc; an unprefixed build would show the plain names, also counted.
+ALLOC_ENTRIES = {"malloc", "realloc", "calloc", "mallocx", "rallocx",
+                 "_rjem_malloc", "_rjem_mallocx", "_rjem_calloc", "_rjem_realloc", "_rjem_rallocx",
+                 "_rjem_posix_memalign", "_rjem_aligned_alloc", "posix_memalign", "aligned_alloc"}
+
+
+def alloc_calls(call_count):
+    """Calls of an allocation entry point from outside the allocator's entry points."""
+    return sum(c for (f, callee), c in call_count.items()
+               if callee in ALLOC_ENTRIES and f not in ALLOC_ENTRIES)
 
 
 def crate_of(name):
@@ -329,10 +357,15 @@ def cmd_profile(workdir, calls):
         f"{total / calls:,.0f}" for _, (_, _, _, total) in parsed) + " |")
     allocs = []
     for _, (_, _, counts, _) in parsed:
-        n = sum(c for (f, callee), c in counts.items()
-                if callee in ("malloc", "realloc", "calloc") and f not in ("malloc", "realloc", "calloc"))
-        allocs.append(f"{n / calls:,.0f}")
-    w("| malloc + realloc + calloc calls per call | " + " | ".join(allocs) + " |")
+        allocs.append(f"{alloc_calls(counts) / calls:,.0f}")
+    # For the report's targets (bench.py report reads them from results.env).
+    with open(os.path.join(workdir, "profile.kv"), "w") as kv:
+        for (label, (_, _, counts, total)) in parsed:
+            key = label[1]  # (b), (c), (d)
+            kv.write(f"cg_instr_{key}={total / calls:.0f}\n")
+            kv.write(f"cg_allocs_{key}={alloc_calls(counts) / calls:.1f}\n")
+    w("| allocation calls per call (malloc + realloc + calloc; jemalloc's mallocx, rallocx) | "
+      + " | ".join(allocs) + " |")
     w("")
     w("Self cost by component (instructions per call, share):")
     w("")
@@ -407,6 +440,144 @@ def cmd_profile(workdir, calls):
             w(f"Biggest callers of {callee}, {label}: " + "; ".join(
                 f"`{short(f, 90)}` {cost / calls:,.0f}" for f, cost in top) + ".")
             w("")
+    print("\n".join(out).rstrip())
+
+
+# --- floors --------------------------------------------------------------------------------
+
+def varint_len(n):
+    return len(varint(n))
+
+
+def payload_for(message_bytes):
+    """The length of a `bytes payload = 1` field whose message is message_bytes long."""
+    if message_bytes == 0:
+        return 0
+    for length in range(message_bytes, -1, -1):
+        if 1 + varint_len(length) + length == message_bytes:
+            return length
+    sys.exit(f"no one-field message is {message_bytes} bytes long")
+
+
+def cmd_echo_sizes(request_bytes, reply_bytes):
+    """Payload lengths of the echo floor's request and reply, given the gRPC bodies' sizes."""
+    print(f"ECHO_REQUEST_PAYLOAD={payload_for(int(request_bytes) - 5)}")
+    print(f"ECHO_REPLY_PAYLOAD={payload_for(int(reply_bytes) - 5)}")
+
+
+def cmd_echo_body(out, payload_bytes):
+    # floors.EchoRequest {bytes payload = 1}: the payload is the storage request's own bytes,
+    # repeated as needed (any bytes do).
+    filler = storage_request()
+    n = int(payload_bytes)
+    payload = (filler * (n // max(1, len(filler)) + 1))[:n]
+    message = field_bytes(1, payload) if n else b""
+    with open(out, "wb") as f:
+        f.write(grpc_frame(message))
+
+
+def _buckets(self_cost):
+    b = {}
+    for name, cost in self_cost.items():
+        key = bucket_of(name)
+        b[key] = b.get(key, 0) + cost
+    return b
+
+
+def cmd_floors(workdir, calls, n1, n2):
+    """The floors, per call / request: the tonic echo server under the same h2load load as
+    gamegate (counters zeroed after the warm-up, one dump), and the two HTTP/1.1 clients, each
+    run twice under callgrind with n1 and n2 requests after the same warm-up: (I2 - I1) / (n2 - n1)
+    cancels start-up, connections, warm-up and exit."""
+    calls, n1, n2 = int(calls), int(n1), int(n2)
+    path = lambda name: os.path.join(workdir, name)  # noqa: E731
+    floors = []  # (label, instructions per call, allocations per call, buckets per call)
+    problems = []
+    echo = path("callgrind.echo.out.1")
+    if os.path.exists(echo):
+        self_cost, _, counts, total = parse_callgrind(echo)
+        floors.append(("tonic echo server (gRPC unary, prost codec)", total / calls,
+                       alloc_calls(counts) / calls,
+                       {k: v / calls for k, v in _buckets(self_cost).items()}))
+    else:
+        problems.append("tonic echo: no callgrind dump (see run.sh's log)")
+    for client, label in (("gamegate", "gamegate's upstream client (gamegate::upstream)"),
+                          ("hyper", "hyper 1 client::conn::http1 (lowest level)")):
+        f1, f2 = path(f"callgrind.client-{client}.{n1}"), path(f"callgrind.client-{client}.{n2}")
+        if not (os.path.exists(f1) and os.path.exists(f2)):
+            problems.append(f"{client} client: no callgrind output")
+            continue
+        s1, _, c1, t1 = parse_callgrind(f1)
+        s2, _, c2, t2 = parse_callgrind(f2)
+        b1, b2 = _buckets(s1), _buckets(s2)
+        floors.append((label, (t2 - t1) / (n2 - n1), (alloc_calls(c2) - alloc_calls(c1)) / (n2 - n1),
+                       {k: (b2.get(k, 0) - b1.get(k, 0)) / (n2 - n1) for k in set(b1) | set(b2)}))
+    out = []
+    w = out.append
+    w("### Floors")
+    w("")
+    w("What gamegate is built on, measured by the same run (bench/floors/, see README.md): a "
+      "tonic 0.14 unary echo server (prost codec, one tokio worker, gRPC request and answer of "
+      "the storage RPC's sizes) under the same h2load load as gamegate "
+      f"(`-c 8 -m 16`, 500 warm-up calls, counters zeroed, {calls} calls); and HTTP/1.1 clients "
+      "sending the direct path's signed storage POST to the sandbox over 8 keep-alive "
+      f"connections, answers read in full, each run twice under callgrind ({n1} and {n2} "
+      f"requests after 500 warm-up ones), per request = (I({n2}) - I({n1})) / {n2 - n1}. All "
+      "use jemalloc, as gamegate's binary does.")
+    w("")
+    if floors:
+        w("| floor | instructions per call | allocation calls per call |")
+        w("|---|---|---|")
+        for label, instr, allocs, _ in floors:
+            w(f"| {label} | {instr:,.0f} | {allocs:,.1f} |")
+        w("")
+    for problem in problems:
+        w(f"Not measured: {problem}.")
+        w("")
+    by_label = {label: (instr, allocs) for label, instr, allocs, _ in floors}
+    echo_v = by_label.get("tonic echo server (gRPC unary, prost codec)")
+    own_v = by_label.get("gamegate's upstream client (gamegate::upstream)")
+    hyper_v = by_label.get("hyper 1 client::conn::http1 (lowest level)")
+    gw = []
+    for label, name in (("storage (b)", "callgrind.out.1"), ("MSDK (c)", "callgrind.out.2")):
+        if os.path.exists(path(name)):
+            _, _, counts, total = parse_callgrind(path(name))
+            gw.append((label, total / calls, alloc_calls(counts) / calls))
+    if echo_v and own_v and gw:
+        floor = echo_v[0] + own_v[0]
+        floor_a = echo_v[1] + own_v[1]
+        with open(path("floors.kv"), "w") as kv:
+            kv.write(f"floor_echo={echo_v[0]:.0f}\nfloor_client={own_v[0]:.0f}\n"
+                     f"floor_sum={floor:.0f}\nfloor_allocs={floor_a:.1f}\n"
+                     f"floor_echo_allocs={echo_v[1]:.1f}\n")
+        w(f"floor = tonic echo + gamegate's own client = {echo_v[0]:,.0f} + {own_v[0]:,.0f} = "
+          f"**{floor:,.0f}** instructions per call ({floor_a:,.1f} allocation calls); "
+          + "; ".join(f"{label} = {instr:,.0f} (**{instr / floor:.2f}x** the floor; "
+                      f"{allocs:,.1f} allocation calls, {allocs / floor_a:.2f}x)"
+                      for label, instr, allocs in gw) + ".")
+        if hyper_v:
+            floor_h = echo_v[0] + hyper_v[0]
+            w("")
+            w(f"With hyper's client instead: floor = {echo_v[0]:,.0f} + {hyper_v[0]:,.0f} = "
+              f"{floor_h:,.0f}; " + "; ".join(f"{label} {instr / floor_h:.2f}x"
+                                               for label, instr, _ in gw) + ". "
+              f"gamegate's client / hyper's: {own_v[0] / hyper_v[0]:.2f}x instructions, "
+              + (f"{own_v[1] / hyper_v[1]:.2f}x" if hyper_v[1] else "n/a") + " allocation calls.")
+        w("")
+        w("(The MSDK path's upstream exchange is another request and a larger answer than the "
+          "storage POST the client floors send: its ratio is against the same floor, for scale.)")
+        w("")
+    if floors:
+        w("Self cost of the floors by component (instructions per call):")
+        w("")
+        w("| component | " + " | ".join(label for label, _, _, _ in floors) + " |")
+        w("|---|" + "---|" * len(floors))
+        keys = sorted({k for *_, b in floors for k in b}, key=lambda k: -sum(b.get(k, 0) for *_, b in floors))
+        for key in keys:
+            cells = [f"{b.get(key, 0):,.0f}" for *_, b in floors]
+            if all(c in ("0", "-0") for c in cells):
+                continue
+            w(f"| {key} | " + " | ".join(cells) + " |")
     print("\n".join(out).rstrip())
 
 
@@ -602,12 +773,35 @@ def cmd_report(env_path, out_path):
     w(f"| (reference, no target) the same one call at a time, p50 / p99 | storage "
       f"{us('sadded_b_p50')} / {us('sadded_b_p99')} µs, MSDK {us('sadded_c_p50')} / "
       f"{us('sadded_c_p99')} µs | |")
-    w(f"| RSS <= 30 MiB at {g('inflight')} in-flight calls | {g('rss_inflight_mib')} MiB | "
-      f"{verdict(cmp('rss_inflight_mib', 30))} |")
+    w(f"| RSS <= 24 MiB at {g('inflight')} in-flight calls (issue 19; 30 MiB before) | "
+      f"{g('rss_inflight_mib')} MiB | {verdict(cmp('rss_inflight_mib', 24))} |")
     growth = num("soak_growth_mib")
     w(f"| no RSS growth between {g('soak_first_calls')} and {g('calls')} calls | "
       f"{g('soak_first_mib')} -> {g('soak_last_mib')} MiB ({g('soak_growth_mib')} MiB) | "
       f"{verdict(None if growth is None else growth <= 1.0)} (<= 1 MiB counts as flat) |")
+    w("")
+    w("Issue 19's targets (instructions under callgrind, the whole process, 2,000 calls per path "
+      "after 500 warm-up; metrics on, tracing on without an exporter, rate limits configured, "
+      "the access line written per call; floors measured in this run, bench/floors/):")
+    w("")
+    w("| target | measured | |")
+    w("|---|---|---|")
+    fsum = num("floor_sum")
+    w(f"| storage <= 81,000 instructions per call (1.3x the issue's floor of 62,464) | "
+      f"{g('cg_instr_b')} (floor measured here: {g('floor_echo')} echo + {g('floor_client')} "
+      f"client = {g('floor_sum')}; "
+      + (f"{num('cg_instr_b') / fsum:.2f}x" if fsum and num('cg_instr_b') else "n/a")
+      + f") | {verdict(cmp('cg_instr_b', 81000))} |")
+    w(f"| MSDK GetQqFriendsDetail <= 140,000 instructions per call | {g('cg_instr_c')} | "
+      f"{verdict(cmp('cg_instr_c', 140000))} |")
+    ratio = (num("cg_instr_d") / num("cg_instr_b")) if num("cg_instr_d") and num("cg_instr_b") else None
+    w(f"| Connect JSON within 1.2x of gRPC | {g('cg_instr_d')} vs {g('cg_instr_b')} ("
+      + (f"{ratio:.2f}x" if ratio else "n/a") + f") | {verdict(None if ratio is None else ratio <= 1.2)} |")
+    w(f"| <= 40 allocation calls per storage call | {g('cg_allocs_b')} (the tonic echo floor "
+      f"alone: {g('floor_echo_allocs')}) | {verdict(cmp('cg_allocs_b', 40))} |")
+    w(f"| added latency p99 <= 300 µs at {g('rate')} evenly spaced calls/s | storage "
+      f"{us('added_b_p99')} µs, MSDK {us('added_c_p99')} µs | {verdict(cmp('added_b_p99', 300))} "
+      f"(storage) / {verdict(cmp('added_c_p99', 300))} (MSDK) |")
     w("")
     w(f"Failures: {g('rpc_failed')} `rpc failed` warnings in gamegate's log; h2load: "
       f"{g('h2_failed')} failed / {g('h2_errored')} errored requests over all runs.")
@@ -641,6 +835,12 @@ def main(argv):
         cmd_schedule(*args)
     elif cmd == "profile":
         cmd_profile(*args)
+    elif cmd == "echo-sizes":
+        cmd_echo_sizes(*args)
+    elif cmd == "echo-body":
+        cmd_echo_body(*args)
+    elif cmd == "floors":
+        cmd_floors(*args)
     elif cmd == "perf":
         cmd_perf(*args)
     elif cmd == "report":

@@ -3,6 +3,7 @@
 #
 #   bench/run.sh                      # quick: 100,000 calls in the soak
 #   BENCH_CALLS=1000000 bench/run.sh  # full: 1,000,000 calls in the soak
+#   bench/callgrind.sh                # only the callgrind profile and its floors (BENCH_ONLY=callgrind)
 #
 # Builds the release binary, starts the sandbox and gamegate on loopback (pinned to a core
 # each), drives them with h2load (Debian's nghttp2-client, installed if missing), and writes
@@ -23,6 +24,24 @@ LOAD_MAX=${BENCH_LOAD_MAX:-1.5}             # wait for a 1-minute load average b
 MAX_WAIT=${BENCH_MAX_WAIT:-600}             # ... but no longer than this (s)
 PROFILE=${BENCH_PROFILE:-1}                 # 1: callgrind + perf cpu-clock after the figures
 PROFILE_CALLS=${BENCH_PROFILE_CALLS:-2000}  # calls per path under callgrind
+# BENCH_ONLY=callgrind (bench/callgrind.sh): the smoke calls, then only the callgrind profile and
+# its floors, printed; no latency, throughput or memory figures, RESULTS.md left as it is.
+ONLY=${BENCH_ONLY:-}
+# The floors gamegate is built on, measured under callgrind after gamegate's profile
+# (bench/floors/, built here): a tonic echo server, gamegate's upstream client and hyper's.
+FLOORS=${BENCH_FLOORS:-1}
+FLOORS_WARMUP=${BENCH_FLOORS_WARMUP:-500}   # client floors: requests before those counted
+FLOORS_N1=${BENCH_FLOORS_N1:-500}           # ... two runs, per request = (I2 - I1) / (N2 - N1)
+FLOORS_N2=${BENCH_FLOORS_N2:-2500}
+FLOORS_TARGET=${BENCH_FLOORS_TARGET:-$HERE/floors/target}  # cargo target dir of bench/floors
+FLOORS_BUILD=${BENCH_FLOORS_BUILD:-1}       # 0: use the floors binaries already built there
+ECHO_PORT=${BENCH_ECHO_PORT:-18482}
+case "$ONLY" in
+  '') ;;
+  callgrind) PROFILE=1 ;;
+  *) echo "BENCH_ONLY is callgrind or unset, not $ONLY" >&2; exit 2 ;;
+esac
+[ "$FLOORS_N2" -gt "$FLOORS_N1" ] || { echo "BENCH_FLOORS_N2 must exceed BENCH_FLOORS_N1" >&2; exit 2; }
 SB_PORT=${BENCH_SANDBOX_PORT:-18480}
 GW_PORT=${BENCH_GATEWAY_PORT:-18481}
 WORK=${BENCH_WORK:-$ROOT/target/bench}
@@ -80,13 +99,23 @@ SOURCE_BIN=${BENCH_BIN:-}
 if [ -z "$SOURCE_BIN" ]; then
   log "building the release binary"
   (cd "$ROOT" && cargo build --release --bin gamegate --quiet)
-  SOURCE_BIN=$ROOT/target/release/gamegate
+  SOURCE_BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/gamegate
+fi
+if [ "$PROFILE" = 1 ] && [ "$FLOORS" = 1 ] && [ "$FLOORS_BUILD" = 1 ]; then
+  # gamegate's client in client-floor is this tree's src/upstream (a path dependency), whatever
+  # BENCH_BIN is.
+  log "building the floors (bench/floors, release)"
+  nice cargo build --release --quiet --manifest-path "$HERE/floors/Cargo.toml" \
+    --target-dir "$FLOORS_TARGET" || die "building bench/floors"
 fi
 mkdir -p "$WORK"
 rm -f "$WORK"/*.log "$WORK"/*.txt "$WORK"/*.kv "$WORK"/callgrind.* "$WORK"/perf.*
 # A copy, so that a colleague's rebuild cannot swap the binary under a running measurement.
-rm -f "$WORK/gamegate"
+rm -f "$WORK/gamegate" "$WORK/echo-server" "$WORK/client-floor"
 cp "$SOURCE_BIN" "$WORK/gamegate"
+if [ "$PROFILE" = 1 ] && [ "$FLOORS" = 1 ]; then
+  cp "$FLOORS_TARGET/release/echo-server" "$FLOORS_TARGET/release/client-floor" "$WORK/"
+fi
 BIN=$WORK/gamegate
 PRELOAD=
 if [ "$FORCE_NODELAY" = 1 ]; then
@@ -186,8 +215,9 @@ check() {
 }
 
 # ---------------------------------------------------------------------------- start
-SB_PID= GW_PID=
+SB_PID= GW_PID= ECHO_PID=
 cleanup() {
+  [ -n "$ECHO_PID" ] && kill "$ECHO_PID" 2>/dev/null || true
   [ -n "$GW_PID" ] && kill "$GW_PID" 2>/dev/null || true
   [ -n "$SB_PID" ] && kill "$SB_PID" 2>/dev/null || true
   wait 2>/dev/null || true
@@ -202,9 +232,9 @@ wait_port() {
   done
   die "nothing listens on port $1"
 }
-for port in "$SB_PORT" "$GW_PORT"; do
+for port in "$SB_PORT" "$GW_PORT" $([ "$FLOORS" = 1 ] && echo "$ECHO_PORT"); do
   (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null &&
-    die "port $port is taken; set BENCH_SANDBOX_PORT / BENCH_GATEWAY_PORT"
+    die "port $port is taken; set BENCH_SANDBOX_PORT / BENCH_GATEWAY_PORT / BENCH_ECHO_PORT"
 done
 
 cat >"$WORK/gamegate.toml" <<EOF
@@ -219,11 +249,18 @@ apps = ["*"]
 base_url = "$SB"
 [qq_minigame.apps.1112345678]
 secret = "demo-minigame-app-secret"
+# Rate limits configured (issue 19: measured with them on), far above what the bench sends.
+[qq_minigame.rate_limits]
+platform = { rate_per_s = 1000000.0, burst = 100000 }
+per_app = { rate_per_s = 1000000.0, burst = 100000 }
 
 [msdk]
 base_url = "$SB"
 [msdk.apps.100703379]
 msdkkey = "demo-msdk-qq-key-0001"
+[msdk.rate_limits]
+platform = { rate_per_s = 1000000.0, burst = 100000 }
+per_app = { rate_per_s = 1000000.0, burst = 100000 }
 EOF
 if [ "$STORE" = redis ]; then
   command -v redis-cli >/dev/null && [ "$(redis-cli -u "$REDIS_URL" ping 2>/dev/null)" = PONG ] ||
@@ -260,6 +297,8 @@ start_gateway() { # [wrapper...]
 # ---------------------------------------------------------------------------- quiet machine
 log "uptime: $(uptime)"
 waited=0
+# Instruction counts do not wait for a quiet machine (BENCH_ONLY=callgrind).
+[ "$ONLY" = callgrind ] && MAX_WAIT=0
 while awk -v l="$(load1)" -v m="$LOAD_MAX" 'BEGIN{exit !(l >= m)}'; do
   if [ "$waited" -ge "$MAX_WAIT" ]; then
     log "load still $(load1) after ${waited}s; measuring anyway (noted in RESULTS.md)"
@@ -283,9 +322,9 @@ put rss_idle_mib "$(mib "$(rss_kib "$GW_PID")")"
 
 # ---------------------------------------------------------------------------- smoke
 python3 "$HERE/bench.py" bodies "$WORK"
-grpc_smoke() { # RPC BODY -> prints the DATA bytes of the answer; dies unless grpc-status 0
+grpc_smoke() { # RPC BODY [BASE] -> prints the DATA bytes of the answer; dies unless grpc-status 0
   local out
-  out=$(nghttp -v -d "$2" "${GRPC_HEADERS[@]}" "$GW/$1" 2>&1 | tr -d '\0' || true)
+  out=$(nghttp -v -d "$2" "${GRPC_HEADERS[@]}" "${3:-$GW}/$1" 2>&1 | tr -d '\0' || true)
   grep -aq 'grpc-status: 0' <<<"$out" || { echo "$out" >&2; die "smoke call of $1"; }
   grep -ao 'recv DATA frame <length=[0-9]*' <<<"$out" | grep -o '[0-9]*$' | awk '{s+=$1} END{print s+0}'
 }
@@ -312,6 +351,109 @@ GRPC_MSDK=(-d "$WORK/friends.grpc" "${GRPC_HEADERS[@]}" "$GW/$MSDK_RPC")
 # The storage RPC over the Connect protocol with JSON (issue 17), on the same HTTP/2 port.
 CONNECT_STORAGE=(-d "$WORK/storage.connect.json" -H 'content-type: application/json'
   -H 'connect-protocol-version: 1' -H "authorization: Bearer $CALLER_TOKEN" "$GW/$STORAGE_RPC")
+
+# ---------------------------------------------------------------------------- callgrind
+# gamegate restarted under callgrind: 500 warm-up calls per path, counters zeroed, then
+# PROFILE_CALLS calls per path, one dump each (callgrind.out.1, .2, .3).
+profile_gamegate() {
+  log "callgrind: $PROFILE_CALLS calls per gateway path"
+  kill "$GW_PID"
+  wait "$GW_PID" 2>/dev/null || true
+  GW_PID=
+  local preload_saved=$PRELOAD
+  PRELOAD=
+  start_gateway valgrind --tool=callgrind --dump-instr=no \
+    --callgrind-out-file="$WORK/callgrind.out"
+  PRELOAD=$preload_saved
+  # Token fetch, connections, first-call allocations: not part of the profile.
+  run_h2 cg_warm_b "$SB_CPU" -n 500 "${GRPC_CLOSED[@]}" "${GRPC_STORAGE[@]}"
+  run_h2 cg_warm_c "$SB_CPU" -n 500 "${GRPC_CLOSED[@]}" "${GRPC_MSDK[@]}"
+  run_h2 cg_warm_d "$SB_CPU" -n 500 "${GRPC_CLOSED[@]}" "${CONNECT_STORAGE[@]}"
+  callgrind_control -z "$GW_PID" >/dev/null
+  run_h2 cg_b "$SB_CPU" -n "$PROFILE_CALLS" "${GRPC_CLOSED[@]}" "${GRPC_STORAGE[@]}"
+  callgrind_control -d storage "$GW_PID" >/dev/null
+  run_h2 cg_c "$SB_CPU" -n "$PROFILE_CALLS" "${GRPC_CLOSED[@]}" "${GRPC_MSDK[@]}"
+  callgrind_control -d msdk "$GW_PID" >/dev/null
+  run_h2 cg_d "$SB_CPU" -n "$PROFILE_CALLS" "${GRPC_CLOSED[@]}" "${CONNECT_STORAGE[@]}"
+  callgrind_control -d connect "$GW_PID" >/dev/null
+  kill "$GW_PID"
+  wait "$GW_PID" 2>/dev/null || true
+  GW_PID=
+}
+
+# The floors (bench/floors/, README.md), under callgrind on gamegate's core:
+# - the tonic echo server, loaded like gamegate (same h2load arguments and headers, a request
+#   and an answer of the storage RPC's sizes): 500 warm-up calls, zero, PROFILE_CALLS calls, dump
+#   (callgrind.echo.out.1);
+# - the two HTTP/1.1 clients, sending the direct path's signed storage POST to the sandbox over 8
+#   keep-alive connections: each run twice, FLOORS_WARMUP + FLOORS_N1 and FLOORS_WARMUP +
+#   FLOORS_N2 requests (callgrind.client-CLIENT.N), every request checked by the sandbox's count.
+profile_floors() {
+  [ "$FLOORS" = 1 ] || return 0
+  log "floors: tonic echo server under callgrind, $PROFILE_CALLS calls"
+  eval "$(python3 "$HERE/bench.py" echo-sizes "$(stat -c %s "$WORK/storage.grpc")" "$STORAGE_GRPC_BYTES")"
+  python3 "$HERE/bench.py" echo-body "$WORK/echo.grpc" "$ECHO_REQUEST_PAYLOAD"
+  local echo_base=http://127.0.0.1:$ECHO_PORT
+  "${GW_PIN[@]}" valgrind --tool=callgrind --dump-instr=no \
+    --callgrind-out-file="$WORK/callgrind.echo.out" \
+    "$WORK/echo-server" --listen "127.0.0.1:$ECHO_PORT" --reply-bytes "$ECHO_REPLY_PAYLOAD" \
+    >"$WORK/echo.log" 2>&1 &
+  ECHO_PID=$!
+  wait_port "$ECHO_PORT"
+  local echo_bytes
+  echo_bytes=$(grpc_smoke floors.Echo/Echo "$WORK/echo.grpc" "$echo_base")
+  [ "$echo_bytes" = "$STORAGE_GRPC_BYTES" ] ||
+    die "the echo answer is $echo_bytes bytes, gamegate's storage answer $STORAGE_GRPC_BYTES"
+  local echo_h2=(-d "$WORK/echo.grpc" "${GRPC_HEADERS[@]}" "$echo_base/floors.Echo/Echo")
+  run_h2 cg_warm_echo "$SB_CPU" -n 500 "${GRPC_CLOSED[@]}" "${echo_h2[@]}"
+  callgrind_control -z "$ECHO_PID" >/dev/null
+  run_h2 cg_echo "$SB_CPU" -n "$PROFILE_CALLS" "${GRPC_CLOSED[@]}" "${echo_h2[@]}"
+  callgrind_control -d echo "$ECHO_PID" >/dev/null
+  check cg_echo "$PROFILE_CALLS" "$PROFILE_CALLS" "$STORAGE_GRPC_BYTES"
+  kill "$ECHO_PID"
+  wait "$ECHO_PID" 2>/dev/null || true
+  ECHO_PID=
+  local client n up0 up1 out
+  for client in gamegate hyper; do
+    for n in "$FLOORS_N1" "$FLOORS_N2"; do
+      log "floors: $client client under callgrind, $FLOORS_WARMUP + $n requests"
+      out=$WORK/client-$client.$n.log
+      up0=$(upstream_count "$STORAGE_PATH")
+      pin "$GW_CPU" valgrind --tool=callgrind --dump-instr=no \
+        --callgrind-out-file="$WORK/callgrind.client-$client.$n" \
+        "$WORK/client-floor" --client "$client" --url "$STORAGE_URL" \
+        --body-file "$WORK/storage.json" --content-type application/json \
+        --expect '"errcode":0' --connections 8 --warmup "$FLOORS_WARMUP" --requests "$n" \
+        >"$out" 2>&1 || { tail -20 "$out" >&2; die "the $client client floor"; }
+      up1=$(upstream_count "$STORAGE_PATH")
+      [ $((up1 - up0)) -eq $((FLOORS_WARMUP + n)) ] ||
+        die "$client client floor: the sandbox saw $((up1 - up0)) requests, not $((FLOORS_WARMUP + n))"
+    done
+  done
+}
+
+# profile.md: gamegate's paths, perf's split (when it ran), then the floors.
+write_profile() {
+  python3 "$HERE/bench.py" profile "$WORK" "$PROFILE_CALLS" >"$WORK/profile.md"
+  if [ -s "$WORK/perf.dso.txt" ]; then
+    { echo; python3 "$HERE/bench.py" perf "$WORK/perf.dso.txt" "$WORK/perf.sym.txt"; } >>"$WORK/profile.md"
+  fi
+  if [ "$FLOORS" = 1 ]; then
+    { echo; python3 "$HERE/bench.py" floors "$WORK" "$PROFILE_CALLS" "$FLOORS_N1" "$FLOORS_N2"; } \
+      >>"$WORK/profile.md"
+  fi
+  # The per-call figures, for the report's targets.
+  cat "$WORK/profile.kv" "$WORK/floors.kv" 2>/dev/null >>"$ENV_FILE" || true
+}
+
+if [ "$ONLY" = callgrind ]; then
+  profile_gamegate
+  profile_floors
+  write_profile
+  cat "$WORK/profile.md"
+  log "done: $WORK/profile.md (raw data in $WORK; RESULTS.md untouched)"
+  exit 0
+fi
 
 log "warm-up: $WARMUP calls per path"
 run_h2 warmup_a "$GW_CPU" -n "$WARMUP" "${H1_CLOSED[@]}" "${H1_STORAGE[@]}"
@@ -558,32 +700,9 @@ if [ "$PROFILE" = 1 ]; then
     perf report -i "$WORK/perf.data" --no-children --sort sym --stdio -g none 2>/dev/null \
       >"$WORK/perf.sym.txt" || true
   fi
-  log "callgrind: $PROFILE_CALLS calls per gateway path"
-  kill "$GW_PID"
-  wait "$GW_PID" 2>/dev/null || true
-  GW_PID=
-  PRELOAD_SAVED=$PRELOAD PRELOAD=
-  start_gateway valgrind --tool=callgrind --dump-instr=no \
-    --callgrind-out-file="$WORK/callgrind.out"
-  PRELOAD=$PRELOAD_SAVED
-  # Token fetch, connections, first-call allocations: not part of the profile.
-  run_h2 cg_warm_b "$SB_CPU" -n 500 "${GRPC_CLOSED[@]}" "${GRPC_STORAGE[@]}"
-  run_h2 cg_warm_c "$SB_CPU" -n 500 "${GRPC_CLOSED[@]}" "${GRPC_MSDK[@]}"
-  run_h2 cg_warm_d "$SB_CPU" -n 500 "${GRPC_CLOSED[@]}" "${CONNECT_STORAGE[@]}"
-  callgrind_control -z "$GW_PID" >/dev/null
-  run_h2 cg_b "$SB_CPU" -n "$PROFILE_CALLS" "${GRPC_CLOSED[@]}" "${GRPC_STORAGE[@]}"
-  callgrind_control -d storage "$GW_PID" >/dev/null
-  run_h2 cg_c "$SB_CPU" -n "$PROFILE_CALLS" "${GRPC_CLOSED[@]}" "${GRPC_MSDK[@]}"
-  callgrind_control -d msdk "$GW_PID" >/dev/null
-  run_h2 cg_d "$SB_CPU" -n "$PROFILE_CALLS" "${GRPC_CLOSED[@]}" "${CONNECT_STORAGE[@]}"
-  callgrind_control -d connect "$GW_PID" >/dev/null
-  kill "$GW_PID"
-  wait "$GW_PID" 2>/dev/null || true
-  GW_PID=
-  python3 "$HERE/bench.py" profile "$WORK" "$PROFILE_CALLS" >"$WORK/profile.md"
-  if [ -s "$WORK/perf.dso.txt" ]; then
-    { echo; python3 "$HERE/bench.py" perf "$WORK/perf.dso.txt" "$WORK/perf.sym.txt"; } >>"$WORK/profile.md"
-  fi
+  profile_gamegate
+  profile_floors
+  write_profile
   put profile_file "$WORK/profile.md"
 fi
 
