@@ -110,7 +110,15 @@ pub fn response(input: &[u8]) {
     let Ok(message) = plan::decode_response(&route.response, &object) else {
         return;
     };
-    let wire = message.encode_to_vec();
+    // What the gateway sends (api::wire's one-pass encoding) is what
+    // prost-reflect would have encoded.
+    let wire = crate::api::wire::encode_to_vec(&message);
+    assert_eq!(
+        wire,
+        message.encode_to_vec(),
+        "{}: the one-pass encoding differs from prost-reflect's",
+        route.grpc_path
+    );
     let decoded = DynamicMessage::decode(route.response.descriptor.clone(), wire.as_slice())
         .unwrap_or_else(|e| {
             panic!(

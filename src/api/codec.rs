@@ -3,7 +3,6 @@
 
 use crate::errors::GatewayError;
 use bytes::{BufMut, Bytes};
-use prost::Message;
 use prost_reflect::{DynamicMessage, MessageDescriptor};
 use tonic::{
     Status,
@@ -104,8 +103,9 @@ impl Encoder for DynamicEncoder {
     type Error = Status;
 
     fn encode(&mut self, item: DynamicMessage, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        item.encode(dst)
-            .map_err(|error| Status::internal(format!("response encoding failed: {error}")))
+        // EncodeBuf grows as it is written: there is no capacity to run out of.
+        super::wire::encode_to(&item, dst);
+        Ok(())
     }
 }
 

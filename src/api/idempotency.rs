@@ -377,7 +377,7 @@ impl RecordedFailure {
 impl Recorded {
     /// A success: `message`, encoded once (the bytes sent are the bytes kept).
     pub fn answer(message: &DynamicMessage) -> Self {
-        Recorded::Answer(Bytes::from(message.encode_to_vec()))
+        Recorded::Answer(Bytes::from(super::wire::encode_to_vec(message)))
     }
 
     /// A failure, as `status` says it.

@@ -15,5 +15,6 @@ pub mod health;
 pub mod idempotency;
 pub mod status;
 pub mod web;
+pub mod wire;
 
 pub use self::codec::DynamicCodec;

@@ -2,6 +2,8 @@
 //! declared limits and mapped, by the route's plan, to upstream query parameters
 //! and a JSON body.
 
+use std::fmt::Write as _;
+
 use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, Value};
 use secrecy::SecretString;
 use serde_json::{Map, Number, Value as Json};
@@ -102,9 +104,8 @@ fn collect_fields(
             continue;
         };
         if route.serve_cached_when_lost && !field.sensitive {
-            request
-                .fingerprint
-                .push_str(&format!("{}={value};", field.upstream_name));
+            // Written in place: no String per field.
+            let _ = write!(request.fingerprint, "{}={value};", field.upstream_name);
         }
         if let (Some(member), Value::Bytes(bytes)) = (
             &field.length_member,

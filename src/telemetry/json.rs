@@ -129,12 +129,17 @@ impl FieldsVisitor<'_, '_> {
             return;
         }
         let writer = &mut *self.writer;
+        // Field names are the code's own identifiers (`tracing` macros take
+        // no name from a caller): written as they are.
+        let opening = if std::mem::take(&mut self.first) {
+            "\""
+        } else {
+            ",\""
+        };
         self.result = (|| {
-            if !std::mem::take(&mut self.first) {
-                writer.write_str(",")?;
-            }
-            write_string(writer, field.name())?;
-            writer.write_str(":")?;
+            writer.write_str(opening)?;
+            writer.write_str(field.name())?;
+            writer.write_str("\":")?;
             value(writer)
         })();
     }

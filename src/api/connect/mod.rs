@@ -526,7 +526,9 @@ fn success_response(
     let (metadata, reply, _) = answer.into_parts();
     let body = match (reply, encoding) {
         (Reply::Encoded(bytes), Encoding::Proto) => bytes,
-        (Reply::Message(message), Encoding::Proto) => Bytes::from(message.encode_to_vec()),
+        (Reply::Message(message), Encoding::Proto) => {
+            Bytes::from(super::wire::encode_to_vec(&message))
+        }
         (reply, Encoding::Json) => {
             // A recorded answer is kept as protobuf: the same message, in
             // the caller's encoding.
