@@ -387,20 +387,26 @@ def cmd_profile(workdir, calls):
     # Inclusive costs of chosen stages: self + calls made (recursion ignored).
     stages = [
         ("gRPC request decode (prost-reflect DynamicMessage)",
-         r"^<gamegate::gateway::DynamicDecoder as tonic::codec::Decoder>::decode$"),
-        ("caller authentication (SHA-256 of the bearer token)",
-         r"^gamegate::callers::CallerRegistry::authenticate$"),
-        ("validate + map the request (mapping::build_request)", r"^gamegate::mapping::build_request$"),
+         r"^<gamegate::api::codec::DynamicDecoder as tonic::codec::Decoder>::decode$"),
+        ("caller authentication (remembered per connection; SHA-256 of a new token)",
+         r"^gamegate::auth::CallerRegistry::authenticate(_remembering)?$"),
+        ("request validation (plan::request::validate_message)",
+         r"^gamegate::plan::request::validate_message$"),
+        ("request mapping (plan::request::collect_fields)", r"^gamegate::plan::request::collect_fields$"),
         ("mini-game body HMAC-SHA256", r"^gamegate::platform::signing::minigame_signature$"),
-        ("upstream HTTP/1.1 exchange (Upstream::send: write, read, parse)",
-         r"^gamegate::platform::http::Upstream::send::\{\{closure\}\}$"),
-        ("upstream JSON parse (json_object)", r"^gamegate::platform::http::json_object$"),
-        ("answer -> response message (mapping::decode_response)", r"^gamegate::mapping::decode_response$"),
-        ("last-good-answer cache (degraded_fallback)", r"^gamegate::gateway::GatewayInner::degraded_fallback$"),
-        ("drop of the request DynamicMessage",
-         r"^core::ptr::drop_in_place<tonic::request::Request<prost_reflect::dynamic::DynamicMessage>>$"),
-        ("drop of the UpstreamRequest", r"^core::ptr::drop_in_place<gamegate::mapping::UpstreamRequest>$"),
-        ("response encode (DynamicEncoder)", r"^<gamegate::gateway::DynamicEncoder as tonic::codec::Encoder>::encode$"),
+        ("upstream exchange (platform::send: the HTTP/1.1 client, write, read, parse)",
+         r"^gamegate::platform::send::\{\{closure\}\}$"),
+        ("answer envelope + JSON parse (platform::envelope::coded_answer)",
+         r"^gamegate::platform::envelope::coded_answer$"),
+        ("answer -> response message (plan::response::decode_response)",
+         r"^gamegate::plan::response::decode_response$"),
+        ("last-good-answer cache (core::degraded::LastGoodAnswers::serve)",
+         r"^gamegate::core::degraded::LastGoodAnswers::serve$"),
+        ("the access line (api::access::AccessLog::write)", r"^gamegate::api::access::AccessLog::write$"),
+        ("the call's span and trace id (telemetry::trace::CallTrace::start)",
+         r"^gamegate::telemetry::trace::CallTrace::start$"),
+        ("drop of the UpstreamRequest", r"^core::ptr::drop_in_place<gamegate::plan::request::UpstreamRequest>$"),
+        ("response encode (api::wire)", r"^gamegate::api::wire::encode_to$"),
     ]
     w("Inclusive cost of gamegate's stages (instructions per call; self + callees; \"-\": the "
       "release build's LTO inlined the function into its caller, whose row then includes it):")
@@ -658,7 +664,7 @@ def cmd_report(env_path, out_path):
     w(f"| idle states | {g('cpuidle')} (0: an idle vCPU halts at once, and waking it goes "
       "through the hypervisor) |")
     w(f"| gamegate | `{g('gateway_cmd')}`, {g('gateway_threads')} threads (one tokio worker: "
-      "the process sees one core), default log level (info: nothing logged per successful call), "
+      "the process sees one core), default log level (info: one JSON access line per call), rate limits configured, "
       "one registered caller (its bearer token checked on every call) |")
     w(f"| state store | {g('store', 'memory')} |")
     w(f"| sandbox | `gamegate sandbox`, `GAMEGATE_LOG=warn`, token grace raised to 1 day so that "
