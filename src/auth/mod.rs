@@ -13,7 +13,7 @@ use std::{
     },
 };
 
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretSlice};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -35,7 +35,8 @@ static GENERATIONS: AtomicU64 = AtomicU64::new(0);
 /// the same connection (hence the same client certificate) is that caller,
 /// checked by a comparison of the value instead of its SHA-256 digest.
 struct RememberedCaller {
-    authorization: Box<[u8]>,
+    /// Zeroed when the connection ends (or remembers another caller).
+    authorization: SecretSlice<u8>,
     generation: u64,
     caller: Arc<RegisteredCaller>,
 }
@@ -100,14 +101,19 @@ impl CallerRegistry {
             .and_then(|value| value.downcast::<RememberedCaller>().ok())
             .filter(|remembered| remembered.generation == self.generation);
         if let Some(remembered) = remembered
-            && bool::from(remembered.authorization.ct_eq(presented.as_bytes()))
+            && bool::from(
+                remembered
+                    .authorization
+                    .expose_secret()
+                    .ct_eq(presented.as_bytes()),
+            )
         {
             return Ok(Some(remembered.caller.clone()));
         }
         let found = self.authenticate(authorization, certificate_names)?;
         if let Some(caller) = &found {
             memo.set(Arc::new(RememberedCaller {
-                authorization: presented.as_bytes().into(),
+                authorization: SecretSlice::from(presented.as_bytes().to_vec()),
                 generation: self.generation,
                 caller: caller.clone(),
             }));
