@@ -406,6 +406,28 @@ mod tests {
     }
 
     #[test]
+    fn json_lines_of_the_log_crate_carry_its_level_and_no_bridge_fields() {
+        // What rustls (through the `log` crate) writes: its record as an event.
+        let output = capture_with(LogFormat::Json, || {
+            let record = tracing_log::log::Record::builder()
+                .level(tracing_log::log::Level::Warn)
+                .target("rustls::conn")
+                .args(format_args!("peer sent no close_notify"))
+                .build();
+            tracing_log::format_trace(&record).unwrap();
+        });
+        let event: serde_json::Value = serde_json::from_str(output.trim_end())
+            .unwrap_or_else(|e| panic!("not json ({e}): {output}"));
+        assert_eq!(event["level"], "WARN", "{output}");
+        assert_eq!(event["fields"]["message"], "peer sent no close_notify");
+        let fields = event["fields"].as_object().unwrap();
+        assert!(
+            fields.keys().all(|key| !key.starts_with("log.")),
+            "{output}"
+        );
+    }
+
+    #[test]
     fn http2_and_tls_internals_stay_at_warn_unless_named() {
         let quiet = |directives: Option<&str>, target: &str| {
             let captured = Captured::default();
