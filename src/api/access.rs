@@ -96,22 +96,21 @@ impl AccessLog {
     }
 }
 
-/// A top-level string field, cut to [`MAX_LOGGED_CHARS`] (a copy only when
-/// it is cut or not set).
+/// A top-level string field, cut to [`MAX_LOGGED_CHARS`] (borrowed from the
+/// message when the field is set).
 fn string_field<'m>(message: &'m DynamicMessage, name: &str) -> Option<Cow<'m, str>> {
     let field = message.descriptor().get_field_by_name(name)?;
-    let cut = |text: &str| match text.char_indices().nth(MAX_LOGGED_CHARS) {
-        Some((end, _)) => text[..end].to_string(),
-        None => text.to_string(),
+    let cut = |text: &str| -> usize {
+        text.char_indices()
+            .nth(MAX_LOGGED_CHARS)
+            .map_or(text.len(), |(end, _)| end)
     };
     match message.get_field(&field) {
-        Cow::Borrowed(Value::String(text)) => {
-            Some(match text.char_indices().nth(MAX_LOGGED_CHARS) {
-                Some((end, _)) => Cow::Borrowed(&text[..end]),
-                None => Cow::Borrowed(text.as_str()),
-            })
+        Cow::Borrowed(Value::String(text)) => Some(Cow::Borrowed(&text[..cut(text)])),
+        Cow::Owned(Value::String(mut text)) => {
+            text.truncate(cut(&text));
+            Some(Cow::Owned(text))
         }
-        Cow::Owned(Value::String(text)) => Some(Cow::Owned(cut(&text))),
         _ => None,
     }
 }
@@ -148,5 +147,48 @@ pub(super) fn code_name(code: Code) -> &'static str {
         Code::Unavailable => "UNAVAILABLE",
         Code::DataLoss => "DATA_LOSS",
         Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{plan::RouteTable, proto};
+
+    fn storage_request(app_id: &str, openid: &str) -> DynamicMessage {
+        let table = RouteTable::from_pool(&proto::DESCRIPTOR_POOL).expect("the routes compile");
+        let route = table
+            .get("/gamegate.v1.StorageService/SetUserStorage")
+            .expect("the storage route");
+        let mut message = DynamicMessage::new(route.method_descriptor.input());
+        message.set_field_by_name("app_id", Value::String(app_id.into()));
+        let mut user = DynamicMessage::new(
+            message
+                .descriptor()
+                .get_field_by_name("user")
+                .and_then(|field| field.kind().as_message().cloned())
+                .expect("a user message"),
+        );
+        user.set_field_by_name("openid", Value::String(openid.into()));
+        message.set_field_by_name("user", Value::Message(user));
+        message
+    }
+
+    #[test]
+    fn logged_fields_are_cut_to_64_characters_and_borrowed_when_set() {
+        let long = "\u{4e2d}".repeat(100);
+        let message = storage_request(&long, "A0B1C2D3");
+        let app = string_field(&message, "app_id").expect("a string field");
+        assert!(matches!(app, Cow::Borrowed(_)), "no copy of a set field");
+        assert_eq!(app, "\u{4e2d}".repeat(MAX_LOGGED_CHARS));
+        assert_eq!(openid_of(&message).as_deref(), Some("A0B1C2D3"));
+        let short = storage_request("1112345678", "");
+        assert_eq!(
+            string_field(&short, "app_id").as_deref(),
+            Some("1112345678")
+        );
+        assert_eq!(string_field(&short, "no_such_field"), None);
+        let unset = DynamicMessage::new(short.descriptor());
+        assert_eq!(string_field(&unset, "app_id").as_deref(), Some(""));
     }
 }

@@ -289,17 +289,14 @@ impl Shared {
         let connection = extensions.get::<net::ConnectionInfo>();
         let certificate_names = connection.and_then(net::ConnectionInfo::client_certificate_names);
         let serving = self.serving.load_full();
-        let authenticated = match connection {
-            Some(connection) => serving.callers.authenticate_remembering(
+        let admitted = serving
+            .callers
+            .authenticate_remembering(
                 authorization,
                 certificate_names.as_deref(),
-                connection.memo(),
-            ),
-            None => serving
-                .callers
-                .authenticate(authorization, certificate_names.as_deref()),
-        };
-        let admitted = authenticated.and_then(|caller| Ok((caller, self.in_flight.enter()?)));
+                connection.map(net::ConnectionInfo::memo),
+            )
+            .and_then(|caller| Ok((caller, self.in_flight.enter()?)));
         let (caller, in_flight) = match admitted {
             Ok(admitted) => admitted,
             Err(error) => {

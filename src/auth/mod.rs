@@ -85,15 +85,17 @@ impl CallerRegistry {
     }
 
     /// [`authenticate`](Self::authenticate), remembering an authenticated
-    /// caller in `memo` (its connection's) for the requests after: one
-    /// digest per connection and token instead of one per request.
+    /// caller in `memo` (its connection's, when the request came on one) for
+    /// the requests after: one digest per connection and token instead of one
+    /// per request.
     pub fn authenticate_remembering(
         &self,
         authorization: Option<&str>,
         certificate_names: Option<&[String]>,
-        memo: &ConnectionMemo,
+        memo: Option<&ConnectionMemo>,
     ) -> Result<Option<Arc<RegisteredCaller>>, GatewayError> {
-        let Some(presented) = authorization.filter(|_| !self.is_open()) else {
+        let (Some(presented), Some(memo)) = (authorization.filter(|_| !self.is_open()), memo)
+        else {
             return self.authenticate(authorization, certificate_names);
         };
         let remembered = memo
@@ -262,40 +264,40 @@ mod tests {
         };
         let lobby = Some("Bearer lobby-token-0123456789");
         assert_eq!(
-            name(registry.authenticate_remembering(lobby, None, &memo)).unwrap(),
+            name(registry.authenticate_remembering(lobby, None, Some(&memo))).unwrap(),
             "lobby"
         );
         assert!(memo.get().is_some(), "remembered");
         assert_eq!(
-            name(registry.authenticate_remembering(lobby, None, &memo)).unwrap(),
+            name(registry.authenticate_remembering(lobby, None, Some(&memo))).unwrap(),
             "lobby"
         );
         // Another token on the same connection is authenticated as itself,
         // a wrong one is refused, whatever was remembered.
         let matcher = Some("Bearer match-token-0123456789");
         assert_eq!(
-            name(registry.authenticate_remembering(matcher, None, &memo)).unwrap(),
+            name(registry.authenticate_remembering(matcher, None, Some(&memo))).unwrap(),
             "match"
         );
         let wrong = Some("Bearer lobby-token-0123456780");
         assert!(
             registry
-                .authenticate_remembering(wrong, None, &memo)
+                .authenticate_remembering(wrong, None, Some(&memo))
                 .is_err()
         );
         assert_eq!(
-            name(registry.authenticate_remembering(matcher, None, &memo)).unwrap(),
+            name(registry.authenticate_remembering(matcher, None, Some(&memo))).unwrap(),
             "match"
         );
         // A reload that drops the caller: the remembered one is not used.
         let reloaded = CallerRegistry::new(&callers[..1]);
         assert!(
             reloaded
-                .authenticate_remembering(matcher, None, &memo)
+                .authenticate_remembering(matcher, None, Some(&memo))
                 .is_err()
         );
         assert_eq!(
-            name(reloaded.authenticate_remembering(lobby, None, &memo)).unwrap(),
+            name(reloaded.authenticate_remembering(lobby, None, Some(&memo))).unwrap(),
             "lobby"
         );
     }

@@ -145,6 +145,14 @@ impl FieldsVisitor<'_, '_> {
     }
 }
 
+impl FieldsVisitor<'_, '_> {
+    fn integer(&mut self, field: &Field, value: impl itoa::Integer) {
+        self.member(field, |writer| {
+            writer.write_str(itoa::Buffer::new().format(value))
+        });
+    }
+}
+
 impl Visit for FieldsVisitor<'_, '_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         self.member(field, |writer| write_string(writer, value));
@@ -169,27 +177,19 @@ impl Visit for FieldsVisitor<'_, '_> {
     // Numbers through itoa and ryu (serde_json's own): `fmt` costs several
     // times as much per number.
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.member(field, |writer| {
-            writer.write_str(itoa::Buffer::new().format(value))
-        });
+        self.integer(field, value);
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.member(field, |writer| {
-            writer.write_str(itoa::Buffer::new().format(value))
-        });
+        self.integer(field, value);
     }
 
     fn record_i128(&mut self, field: &Field, value: i128) {
-        self.member(field, |writer| {
-            writer.write_str(itoa::Buffer::new().format(value))
-        });
+        self.integer(field, value);
     }
 
     fn record_u128(&mut self, field: &Field, value: u128) {
-        self.member(field, |writer| {
-            writer.write_str(itoa::Buffer::new().format(value))
-        });
+        self.integer(field, value);
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {

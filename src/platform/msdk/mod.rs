@@ -24,7 +24,7 @@ use super::{
     Apps, ConfiguredPlatform, PlatformClient,
     envelope::{envelope_code, envelope_text, enveloped},
     route_call, send,
-    signing::{encode_query, push_query_pairs},
+    signing::{encode_query, lower_hex, push_query_pairs},
 };
 use crate::{
     config::MsdkPlatform,
@@ -96,10 +96,7 @@ fn md5_hex(parts: &[&str]) -> String {
     for part in parts {
         md5.update(part.as_bytes());
     }
-    // Into a buffer of its own: `hex::encode` collects char by char.
-    let mut digits = [0u8; 32];
-    hex::encode_to_slice(md5.finalize(), &mut digits).expect("16 bytes, 32 digits");
-    String::from_utf8(digits.to_vec()).expect("hex digits are ascii")
+    lower_hex(&md5.finalize())
 }
 
 /// The video VIP body signature (`SIGNING.md`): md5(str(channel_id) +
